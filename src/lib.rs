@@ -1,0 +1,15 @@
+//! ArtiSpace: an OCI Distribution v1.1 / Docker Registry V2 artifact registry.
+//!
+//! Layers, from the outside in (each may call only the ones below it):
+//! - [`api`]: HTTP handlers and the OCI error JSON (`artispace serve`);
+//!   [`cli`]: the command line;
+//! - [`registry`]: the rules of a registry, shared by both front ends;
+//! - [`metadata`] (what exists; SQLite) and [`storage`] (blob bytes; local
+//!   filesystem), each behind a trait;
+//! - [`oci`]: validated names, digests, references and manifest parsing,
+//!   used by every layer; [`layout`]: every path of the store on disk.
+
+pub mod layout;
+pub mod metadata;
+pub mod oci;
+pub mod storage;

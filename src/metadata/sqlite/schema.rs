@@ -1,0 +1,115 @@
+//! The database schema, as numbered migrations applied at open.
+//!
+//! `PRAGMA user_version` records how many migrations a store has had.
+//! Opening an older store applies the missing ones in one transaction;
+//! opening a newer one is refused. Never edit a migration that has shipped:
+//! add the next one.
+
+use rusqlite::Connection;
+
+use crate::metadata::MetadataError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE repositories (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL
+    );
+
+    -- One row per stored blob, whatever the number of repositories holding it.
+    -- present: the file is complete and has this digest (invariant 1).
+    -- deleting: garbage collection has chosen it; the file may be gone.
+    -- corrupt: verification found the file damaged; the next push replaces it.
+    CREATE TABLE blobs (
+        digest      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('present', 'deleting', 'corrupt')),
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Which repositories may see a blob; linked_at starts the grace period
+    -- that protects layers pushed before their manifest.
+    CREATE TABLE repository_blobs (
+        repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        digest         TEXT NOT NULL REFERENCES blobs(digest),
+        linked_at      INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, digest)
+    ) WITHOUT ROWID;
+    CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+
+    CREATE TABLE manifests (
+        id             INTEGER PRIMARY KEY,
+        repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        digest         TEXT NOT NULL,
+        media_type     TEXT NOT NULL,
+        artifact_type  TEXT,
+        subject        TEXT,
+        annotations    TEXT,
+        size           INTEGER NOT NULL,
+        content        BLOB NOT NULL,
+        created_at     INTEGER NOT NULL,
+        UNIQUE (repository_id, digest)
+    );
+    CREATE INDEX manifests_by_subject ON manifests(repository_id, subject) WHERE subject IS NOT NULL;
+
+    -- Config and layer blobs of an image manifest.
+    CREATE TABLE manifest_blobs (
+        manifest_id  INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+        digest       TEXT NOT NULL REFERENCES blobs(digest),
+        PRIMARY KEY (manifest_id, digest)
+    ) WITHOUT ROWID;
+    CREATE INDEX manifest_blobs_by_digest ON manifest_blobs(digest);
+
+    -- Child manifests of an index (by digest, within the same repository).
+    CREATE TABLE manifest_children (
+        manifest_id   INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+        child_digest  TEXT NOT NULL,
+        PRIMARY KEY (manifest_id, child_digest)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE tags (
+        repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        name           TEXT NOT NULL,
+        manifest_id    INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_by_manifest ON tags(manifest_id);
+
+    CREATE TABLE uploads (
+        id             TEXT PRIMARY KEY,
+        repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+        size           INTEGER NOT NULL,
+        started_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema of `conn` up to [`CURRENT_VERSION`].
+pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+    if found > CURRENT_VERSION {
+        return Err(MetadataError::NewerSchema {
+            found,
+            known: CURRENT_VERSION,
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(migration).map_err(db)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+pub fn db(e: rusqlite::Error) -> MetadataError {
+    MetadataError::Database(e.to_string())
+}

@@ -1,0 +1,101 @@
+//! The storage layer: where blob contents live.
+//!
+//! [`BlobStore`] is the seam for backends: the local filesystem today
+//! ([`fs::FsBlobStore`]), object stores later. It knows bytes and digests and
+//! nothing of repositories, tags or manifests: which blobs exist is decided
+//! by the metadata layer, and the registry layer keeps the two in step.
+//!
+//! Methods block; the registry calls them from blocking threads.
+
+pub mod fs;
+
+use std::io::{self, Read, Seek, Write};
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use crate::oci::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("the store has no space left: {0}")]
+    Full(io::Error),
+    #[error("storage I/O failed on {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StorageError {
+    pub fn io(what: impl Into<String>, source: io::Error) -> StorageError {
+        // ENOSPC and EDQUOT: the disk or the quota is full.
+        if matches!(source.raw_os_error(), Some(28) | Some(122)) {
+            StorageError::Full(source)
+        } else {
+            StorageError::Io {
+                what: what.into(),
+                source,
+            }
+        }
+    }
+}
+
+/// Appends to an upload's data. Nothing written is durable until
+/// [`UploadWriter::sync`] returns.
+pub trait UploadWriter: Write + Send {
+    /// Flushes buffers and waits until the bytes are on stable storage.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// Reads a stored blob; `len` is its full size.
+pub trait BlobReader: Read + Seek + Send {
+    fn len(&self) -> u64;
+}
+
+/// A blob file found by listing the store (for garbage collection and
+/// verification).
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// An upload's data found by listing the store.
+#[derive(Debug, Clone)]
+pub struct StoredUpload {
+    pub id: Uuid,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+pub trait BlobStore: Send + Sync + 'static {
+    /// Opens upload `id` for appending at `offset`, creating it when new.
+    /// Bytes past `offset`, left by a request that failed midway, are cut off.
+    fn append_to_upload(&self, id: Uuid, offset: u64) -> Result<Box<dyn UploadWriter>, StorageError>;
+
+    /// Reads upload `id` from its start (to rebuild a hash after a restart).
+    fn read_upload(&self, id: Uuid) -> Result<Box<dyn Read + Send>, StorageError>;
+
+    /// Removes upload `id`'s data; a missing upload is not an error.
+    fn remove_upload(&self, id: Uuid) -> Result<(), StorageError>;
+
+    fn list_uploads(&self) -> Result<Vec<StoredUpload>, StorageError>;
+
+    /// Makes the (synced) data of upload `id` the content of `digest`,
+    /// atomically and durably. Callers hold the metadata write lock, so a
+    /// concurrent garbage collection cannot remove the blob underneath
+    /// (invariant 2 of the architecture).
+    fn promote_upload(&self, id: Uuid, digest: &Digest) -> Result<(), StorageError>;
+
+    /// Opens blob `digest`; `None` when no content is stored for it.
+    fn open_blob(&self, digest: &Digest) -> Result<Option<Box<dyn BlobReader>>, StorageError>;
+
+    /// Removes blob `digest`; returns whether there was one. Callers hold the
+    /// metadata write lock.
+    fn remove_blob(&self, digest: &Digest) -> Result<bool, StorageError>;
+
+    fn list_blobs(&self) -> Result<Vec<StoredBlob>, StorageError>;
+}
