@@ -9,7 +9,10 @@
 //! - [`oci`]: validated names, digests, references and manifest parsing,
 //!   used by every layer; [`layout`]: every path of the store on disk.
 
+pub mod api;
+pub mod cli;
 pub mod layout;
 pub mod metadata;
 pub mod oci;
+pub mod registry;
 pub mod storage;

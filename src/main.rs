@@ -1,1 +1,13 @@
-fn main() {}
+//! The `artispace` binary: parse the command line and dispatch.
+
+use clap::Parser;
+
+use artispace::cli::{serve, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    std::process::exit(code);
+}

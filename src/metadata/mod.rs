@@ -74,7 +74,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     fn list_repositories(&self, after: Option<&str>, limit: usize) -> Result<Page, MetadataError>;
 
     /// The size of `digest` when it is present and linked to `repo`.
-    fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, MetadataError>;
+    fn linked_blob_size(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetadataError>;
 
     /// Records that `digest` (`size` bytes, the data of `upload`) is present
     /// and linked to `repo`, and ends the upload session. Under the write
@@ -90,7 +94,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<bool, MetadataError>;
 
     /// Links `digest` into `repo` when it is present and linked in `from`.
-    fn mount_blob(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool, MetadataError>;
+    fn mount_blob(
+        &self,
+        repo: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, MetadataError>;
 
     /// Removes the link of `digest` to `repo`; returns whether there was one.
     fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool, MetadataError>;
@@ -106,14 +115,27 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// transaction, that every blob it references is present and linked to
     /// the repository and every child manifest is in the repository.
     fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<(), MetadataError>;
-    fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>, MetadataError>;
-    fn manifest_by_digest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredManifest>, MetadataError>;
+    fn manifest_by_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>, MetadataError>;
+    fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>, MetadataError>;
     /// Removes a manifest and every tag on it; returns whether it existed.
     fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool, MetadataError>;
     /// Removes a tag (not its manifest); returns whether it existed.
     fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, MetadataError>;
     /// Tags of `repo` after `after` in lexical order, at most `limit`.
-    fn list_tags(&self, repo: &RepoName, after: Option<&str>, limit: usize) -> Result<Page, MetadataError>;
+    fn list_tags(
+        &self,
+        repo: &RepoName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, MetadataError>;
     /// Manifests in `repo` whose subject is `subject`, optionally only those
     /// of one artifact type.
     fn referrers(

@@ -58,7 +58,9 @@ pub struct ParsedManifest {
 pub enum ManifestError {
     #[error("manifest is not valid JSON of the expected shape: {0}")]
     Json(String),
-    #[error("Docker schema1 manifests are not supported; push with a current client (schema2 or OCI)")]
+    #[error(
+        "Docker schema1 manifests are not supported; push with a current client (schema2 or OCI)"
+    )]
     Schema1,
     #[error("manifest schemaVersion must be 2")]
     SchemaVersion,
@@ -128,7 +130,10 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
     let schema1 = [mt::DOCKER_SCHEMA1, mt::DOCKER_SCHEMA1_SIGNED];
     if raw.schema_version == Some(1)
         || header.is_some_and(|h| schema1.contains(&h))
-        || raw.media_type.as_deref().is_some_and(|m| schema1.contains(&m))
+        || raw
+            .media_type
+            .as_deref()
+            .is_some_and(|m| schema1.contains(&m))
     {
         return Err(ManifestError::Schema1);
     }
@@ -179,7 +184,10 @@ fn effective_media_type(raw: &RawManifest, header: Option<&str>) -> Result<Strin
     }
 }
 
-fn collect_image_blobs(raw: &RawManifest, parsed: &mut ParsedManifest) -> Result<(), ManifestError> {
+fn collect_image_blobs(
+    raw: &RawManifest,
+    parsed: &mut ParsedManifest,
+) -> Result<(), ManifestError> {
     let config = raw.config.as_ref().ok_or(ManifestError::MissingConfig)?;
     let (config_media_type, config_digest) = config.validate("config")?;
     if parsed.artifact_type.is_none() {
@@ -198,8 +206,14 @@ fn collect_image_blobs(raw: &RawManifest, parsed: &mut ParsedManifest) -> Result
     Ok(())
 }
 
-fn collect_index_children(raw: &RawManifest, parsed: &mut ParsedManifest) -> Result<(), ManifestError> {
-    let manifests = raw.manifests.as_ref().ok_or(ManifestError::MissingManifests)?;
+fn collect_index_children(
+    raw: &RawManifest,
+    parsed: &mut ParsedManifest,
+) -> Result<(), ManifestError> {
+    let manifests = raw
+        .manifests
+        .as_ref()
+        .ok_or(ManifestError::MissingManifests)?;
     for (i, child) in manifests.iter().enumerate() {
         let (_, digest) = child.validate(&format!("manifests[{i}]"))?;
         if !parsed.children.contains(&digest) {
@@ -217,7 +231,9 @@ mod tests {
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
     fn image(media_type: Option<&str>) -> String {
-        let mt = media_type.map(|m| format!(r#""mediaType":"{m}","#)).unwrap_or_default();
+        let mt = media_type
+            .map(|m| format!(r#""mediaType":"{m}","#))
+            .unwrap_or_default();
         format!(
             r#"{{"schemaVersion":2,{mt}"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{D1}","size":2}},
             "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{D2}","size":3}}]}}"#
@@ -226,10 +242,17 @@ mod tests {
 
     #[test]
     fn image_manifest_lists_config_and_layers() {
-        let m = parse(image(Some(mt::OCI_MANIFEST)).as_bytes(), Some(mt::OCI_MANIFEST)).unwrap();
+        let m = parse(
+            image(Some(mt::OCI_MANIFEST)).as_bytes(),
+            Some(mt::OCI_MANIFEST),
+        )
+        .unwrap();
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.blobs.len(), 2);
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
     }
 
     #[test]
@@ -240,7 +263,10 @@ mod tests {
 
     #[test]
     fn header_and_body_must_agree() {
-        let err = parse(image(Some(mt::OCI_MANIFEST)).as_bytes(), Some(mt::DOCKER_MANIFEST));
+        let err = parse(
+            image(Some(mt::OCI_MANIFEST)).as_bytes(),
+            Some(mt::DOCKER_MANIFEST),
+        );
         assert!(matches!(err, Err(ManifestError::MediaTypeMismatch { .. })));
     }
 
@@ -268,9 +294,20 @@ mod tests {
 
     #[test]
     fn bad_descriptors_are_refused() {
-        let body = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"sha256:zz","size":1}}}}"#);
-        assert!(matches!(parse(body.as_bytes(), None), Err(ManifestError::BadDescriptor { .. })));
-        assert!(matches!(parse(b"{not json", None), Err(ManifestError::Json(_))));
-        assert!(matches!(parse(br#"{"schemaVersion":2}"#, None), Err(ManifestError::MissingConfig)));
+        let body = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"sha256:zz","size":1}}}}"#
+        );
+        assert!(matches!(
+            parse(body.as_bytes(), None),
+            Err(ManifestError::BadDescriptor { .. })
+        ));
+        assert!(matches!(
+            parse(b"{not json", None),
+            Err(ManifestError::Json(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"schemaVersion":2}"#, None),
+            Err(ManifestError::MissingConfig)
+        ));
     }
 }

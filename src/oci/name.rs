@@ -177,18 +177,8 @@ mod tests {
     #[test]
     fn refuses_names_outside_the_grammar() {
         for bad in [
-            "",
-            "Busybox",
-            "/busybox",
-            "busybox/",
-            "a//b",
-            "a___b",
-            "a..b",
-            "-a",
-            "a-",
-            "a/../b",
-            "a b",
-            "a:b",
+            "", "Busybox", "/busybox", "busybox/", "a//b", "a___b", "a..b", "-a", "a-", "a/../b",
+            "a b", "a:b",
         ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad:?} was accepted");
         }

@@ -97,7 +97,11 @@ impl BlobReader for FsBlobReader {
 }
 
 impl BlobStore for FsBlobStore {
-    fn append_to_upload(&self, id: Uuid, offset: u64) -> Result<Box<dyn UploadWriter>, StorageError> {
+    fn append_to_upload(
+        &self,
+        id: Uuid,
+        offset: u64,
+    ) -> Result<Box<dyn UploadWriter>, StorageError> {
         let path = self.layout.upload(id);
         let existed = path.exists();
         let mut file = OpenOptions::new()
@@ -134,7 +138,11 @@ impl BlobStore for FsBlobStore {
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
             // Anything that is not named by a UUID is not ours; leave it.
-            let Some(id) = entry.file_name().to_str().and_then(|n| Uuid::parse_str(n).ok()) else {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Uuid::parse_str(n).ok())
+            else {
                 continue;
             };
             let meta = entry.metadata().map_err(io_err(&entry.path()))?;
@@ -210,7 +218,9 @@ impl BlobStore for FsBlobStore {
             let Ok(digest) = format!("{algorithm}:{hex}").parse::<Digest>() else {
                 continue;
             };
-            let meta = entry.metadata().map_err(|e| StorageError::io(entry.path().display().to_string(), e.into()))?;
+            let meta = entry
+                .metadata()
+                .map_err(|e| StorageError::io(entry.path().display().to_string(), e.into()))?;
             blobs.push(StoredBlob {
                 digest,
                 size: meta.len(),

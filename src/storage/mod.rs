@@ -74,7 +74,11 @@ pub struct StoredUpload {
 pub trait BlobStore: Send + Sync + 'static {
     /// Opens upload `id` for appending at `offset`, creating it when new.
     /// Bytes past `offset`, left by a request that failed midway, are cut off.
-    fn append_to_upload(&self, id: Uuid, offset: u64) -> Result<Box<dyn UploadWriter>, StorageError>;
+    fn append_to_upload(
+        &self,
+        id: Uuid,
+        offset: u64,
+    ) -> Result<Box<dyn UploadWriter>, StorageError>;
 
     /// Reads upload `id` from its start (to rebuild a hash after a restart).
     fn read_upload(&self, id: Uuid) -> Result<Box<dyn Read + Send>, StorageError>;

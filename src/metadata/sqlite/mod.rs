@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 use uuid::Uuid;
 
 use super::{MetadataError, MetadataStore, NewManifest, Page, StoredManifest, UploadRecord};
@@ -44,12 +46,15 @@ pub fn now_millis() -> i64 {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, MetadataError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(db)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
         .map_err(db)?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -80,7 +85,10 @@ impl SqliteMetadata {
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`); an error rolls
     /// everything back.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>) -> Result<T, MetadataError> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
         let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -90,7 +98,10 @@ impl SqliteMetadata {
         Ok(out)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, MetadataError>) -> Result<T, MetadataError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
         let conn = match lock(&self.readers).pop() {
             Some(conn) => conn,
             None => open_connection(&self.path)?,
@@ -105,7 +116,11 @@ impl SqliteMetadata {
 }
 
 /// The id of `repo`, creating the repository when it does not exist yet.
-fn ensure_repository(tx: &Transaction<'_>, repo: &RepoName, now: i64) -> Result<i64, MetadataError> {
+fn ensure_repository(
+    tx: &Transaction<'_>,
+    repo: &RepoName,
+    now: i64,
+) -> Result<i64, MetadataError> {
     tx.prepare_cached(
         "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
@@ -120,7 +135,11 @@ fn repository_id(conn: &Connection, repo: &RepoName) -> Result<Option<i64>, Meta
         .map_err(db)
 }
 
-fn is_linked_and_present(conn: &Connection, repo_id: i64, digest: &Digest) -> Result<bool, MetadataError> {
+fn is_linked_and_present(
+    conn: &Connection,
+    repo_id: i64,
+    digest: &Digest,
+) -> Result<bool, MetadataError> {
     conn.prepare_cached(
         "SELECT 1 FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
          WHERE rb.repository_id = ?1 AND rb.digest = ?2 AND b.state = 'present'",
@@ -129,7 +148,12 @@ fn is_linked_and_present(conn: &Connection, repo_id: i64, digest: &Digest) -> Re
     .map_err(db)
 }
 
-fn link_blob(tx: &Transaction<'_>, repo_id: i64, digest: &Digest, now: i64) -> Result<(), MetadataError> {
+fn link_blob(
+    tx: &Transaction<'_>,
+    repo_id: i64,
+    digest: &Digest,
+    now: i64,
+) -> Result<(), MetadataError> {
     tx.prepare_cached(
         "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
@@ -147,7 +171,9 @@ fn page_of(mut items: Vec<String>, limit: usize) -> Page {
 
 /// SQLite's LIMIT for "at most `limit`, plus one to tell whether more follow".
 fn limit_plus_one(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1)
+    i64::try_from(limit)
+        .unwrap_or(i64::MAX - 1)
+        .saturating_add(1)
 }
 
 impl MetadataStore for SqliteMetadata {
@@ -158,17 +184,25 @@ impl MetadataStore for SqliteMetadata {
     fn list_repositories(&self, after: Option<&str>, limit: usize) -> Result<Page, MetadataError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")
+                .prepare_cached(
+                    "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
+                )
                 .map_err(db)?;
             let items = stmt
-                .query_map(params![after.unwrap_or(""), limit_plus_one(limit)], |r| r.get(0))
+                .query_map(params![after.unwrap_or(""), limit_plus_one(limit)], |r| {
+                    r.get(0)
+                })
                 .and_then(Iterator::collect)
                 .map_err(db)?;
             Ok(page_of(items, limit))
         })
     }
 
-    fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, MetadataError> {
+    fn linked_blob_size(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetadataError> {
         self.read(|conn| {
             conn.prepare_cached(
                 "SELECT b.size FROM repositories r
@@ -177,8 +211,10 @@ impl MetadataStore for SqliteMetadata {
                  WHERE r.name = ?1 AND rb.digest = ?2 AND b.state = 'present'",
             )
             .and_then(|mut stmt| {
-                stmt.query_row(params![repo.as_str(), digest.to_string()], |r| r.get::<_, i64>(0))
-                    .optional()
+                stmt.query_row(params![repo.as_str(), digest.to_string()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
             })
             .map(|size| size.map(|s| s as u64))
             .map_err(db)
@@ -198,7 +234,10 @@ impl MetadataStore for SqliteMetadata {
             let repo_id = ensure_repository(tx, repo, now)?;
             let state: Option<String> = tx
                 .prepare_cached("SELECT state FROM blobs WHERE digest = ?1")
-                .and_then(|mut stmt| stmt.query_row([digest.to_string()], |r| r.get(0)).optional())
+                .and_then(|mut stmt| {
+                    stmt.query_row([digest.to_string()], |r| r.get(0))
+                        .optional()
+                })
                 .map_err(db)?;
             // A present copy is complete by invariant 1; anything else (no row,
             // a row being collected, a corrupt copy) gets our file.
@@ -220,7 +259,12 @@ impl MetadataStore for SqliteMetadata {
         })
     }
 
-    fn mount_blob(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool, MetadataError> {
+    fn mount_blob(
+        &self,
+        repo: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, MetadataError> {
         let now = now_millis();
         self.write(|tx| {
             let Some(from_id) = repository_id(tx, from)? else {
@@ -275,7 +319,12 @@ impl MetadataStore for SqliteMetadata {
                 )
                 .and_then(|mut stmt| {
                     stmt.query_row([id.to_string()], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                        ))
                     })
                     .optional()
                 })
@@ -283,9 +332,9 @@ impl MetadataStore for SqliteMetadata {
             let Some((name, size, started_at, updated_at)) = row else {
                 return Ok(None);
             };
-            let repo = name
-                .parse()
-                .map_err(|e| MetadataError::Database(format!("stored repository name is invalid: {e}")))?;
+            let repo = name.parse().map_err(|e| {
+                MetadataError::Database(format!("stored repository name is invalid: {e}"))
+            })?;
             Ok(Some(UploadRecord {
                 id,
                 repo,
@@ -324,14 +373,19 @@ impl MetadataStore for SqliteMetadata {
                 .query_map([updated_before], |r| r.get(0))
                 .and_then(Iterator::collect)
                 .map_err(db)?;
-            Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
+            Ok(ids
+                .iter()
+                .filter_map(|id| Uuid::parse_str(id).ok())
+                .collect())
         })
     }
 
     fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), MetadataError> {
         let now = now_millis();
         let annotations = match &m.parsed.annotations {
-            Some(a) => Some(serde_json::to_string(a).map_err(|e| MetadataError::Database(e.to_string()))?),
+            Some(a) => {
+                Some(serde_json::to_string(a).map_err(|e| MetadataError::Database(e.to_string()))?)
+            }
             None => None,
         };
         self.write(|tx| {
@@ -401,7 +455,11 @@ impl MetadataStore for SqliteMetadata {
         })
     }
 
-    fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>, MetadataError> {
+    fn manifest_by_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>, MetadataError> {
         self.read(|conn| {
             let row = conn
                 .prepare_cached(
@@ -428,7 +486,11 @@ impl MetadataStore for SqliteMetadata {
         })
     }
 
-    fn manifest_by_digest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredManifest>, MetadataError> {
+    fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>, MetadataError> {
         self.read(|conn| {
             conn.prepare_cached(
                 "SELECT m.media_type, m.content FROM repositories r
@@ -474,7 +536,12 @@ impl MetadataStore for SqliteMetadata {
         })
     }
 
-    fn list_tags(&self, repo: &RepoName, after: Option<&str>, limit: usize) -> Result<Page, MetadataError> {
+    fn list_tags(
+        &self,
+        repo: &RepoName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, MetadataError> {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(

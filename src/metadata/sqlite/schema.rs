@@ -96,7 +96,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)?;
     if found > CURRENT_VERSION {
         return Err(MetadataError::NewerSchema {
             found,
@@ -105,7 +107,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(migration).map_err(db)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(db)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(db)?;
     }
     tx.commit().map_err(db)
 }

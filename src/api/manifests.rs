@@ -1,0 +1,96 @@
+//! `PUT|GET|HEAD|DELETE /v2/<name>/manifests/<reference>`
+
+use axum::body::Body;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::error::ApiError;
+use super::reply::{Reply, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
+use super::AppState;
+use crate::metadata::StoredManifest;
+use crate::oci::manifest::MAX_MANIFEST_BYTES;
+use crate::oci::{Reference, RepoName};
+use crate::registry::RegistryError;
+
+pub async fn put(
+    state: AppState,
+    repo: RepoName,
+    reference: Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Reply, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content = read_manifest_body(headers, body).await?;
+    let pushed = state
+        .registry
+        .put_manifest(&repo, &reference, content_type, content)
+        .await?;
+    let mut reply = Reply::new(StatusCode::CREATED)
+        .header(LOCATION, format!("/v2/{repo}/manifests/{}", pushed.digest))
+        .header(DOCKER_CONTENT_DIGEST, &pushed.digest)
+        .header(CONTENT_LENGTH, 0);
+    if let Some(subject) = &pushed.subject {
+        reply = reply.header(OCI_SUBJECT, subject);
+    }
+    Ok(reply)
+}
+
+/// Reads a manifest body, refusing more than the registry accepts without
+/// buffering past the limit.
+async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(RegistryError::ManifestTooLarge.into());
+    }
+    let mut content =
+        BytesMut::with_capacity(announced.unwrap_or(4096).min(MAX_MANIFEST_BYTES as u64) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| RegistryError::BodyRead(e.to_string()))?;
+        if content.len() + frame.len() > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::ManifestTooLarge.into());
+        }
+        content.extend_from_slice(&frame);
+    }
+    Ok(content.freeze())
+}
+
+fn manifest_reply(manifest: &StoredManifest) -> Reply {
+    Reply::new(StatusCode::OK)
+        .header(CONTENT_TYPE, &manifest.media_type)
+        .header(CONTENT_LENGTH, manifest.content.len())
+        .header(DOCKER_CONTENT_DIGEST, &manifest.digest)
+        .header(ETAG, format!("\"{}\"", manifest.digest))
+}
+
+pub async fn head(
+    state: AppState,
+    repo: RepoName,
+    reference: Reference,
+) -> Result<Reply, ApiError> {
+    let manifest = state.registry.manifest(&repo, &reference).await?;
+    Ok(manifest_reply(&manifest))
+}
+
+pub async fn get(state: AppState, repo: RepoName, reference: Reference) -> Result<Reply, ApiError> {
+    let manifest = state.registry.manifest(&repo, &reference).await?;
+    let reply = manifest_reply(&manifest);
+    Ok(reply.body(manifest.content))
+}
+
+pub async fn delete(
+    state: AppState,
+    repo: RepoName,
+    reference: Reference,
+) -> Result<Reply, ApiError> {
+    state.registry.delete_manifest(&repo, &reference).await?;
+    Ok(Reply::new(StatusCode::ACCEPTED).header(CONTENT_LENGTH, 0))
+}

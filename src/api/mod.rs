@@ -1,0 +1,161 @@
+//! The HTTP API of `artispace serve`: OCI Distribution v1.1 and Docker
+//! Registry V2.
+//!
+//! [`routes`] holds the wire contract (which paths exist), [`error`] the
+//! error codes and their statuses; one module per endpoint family holds the
+//! handlers. Handlers parse nothing by hand and touch no SQL or files: they
+//! call the [`Registry`].
+
+mod blobs;
+pub mod error;
+mod listing;
+mod manifests;
+mod reply;
+pub mod routes;
+pub mod server;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+use error::{ApiError, ErrorCode};
+use routes::V2Route;
+
+use crate::registry::Registry;
+
+const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/v2", any(v2))
+        .route("/v2/", any(v2))
+        .route("/v2/{*path}", any(v2))
+        .fallback(|| async { ApiError::new(ErrorCode::NameUnknown, "no such endpoint") })
+        .layer(middleware::from_fn(log_and_stamp))
+        .with_state(state)
+}
+
+/// Dispatches a `/v2/…` request to its handler by endpoint and method.
+async fn v2(
+    State(state): State<AppState>,
+    route: V2Route,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let reply = match (route, method) {
+        (V2Route::Base, Method::GET | Method::HEAD) => {
+            return Ok(
+                (StatusCode::OK, [("content-type", "application/json")], "{}").into_response(),
+            )
+        }
+        (V2Route::Catalog, Method::GET) => listing::catalog(state, query(&uri)?).await?,
+        (V2Route::Tags { repo }, Method::GET) => listing::tags(state, repo, query(&uri)?).await?,
+        (V2Route::Referrers { repo, digest }, Method::GET) => {
+            listing::referrers(state, repo, digest, query(&uri)?).await?
+        }
+        (V2Route::Blob { repo, digest }, Method::HEAD) => blobs::head(state, repo, digest).await?,
+        (V2Route::Blob { repo, digest }, Method::GET) => {
+            blobs::get(state, repo, digest, &headers).await?
+        }
+        (V2Route::Blob { repo, digest }, Method::DELETE) => {
+            blobs::delete(state, repo, digest).await?
+        }
+        (V2Route::Uploads { repo }, Method::POST) => {
+            uploads::start(state, repo, query(&uri)?, &headers, body).await?
+        }
+        (V2Route::Upload { repo, id }, Method::GET) => uploads::status(state, repo, id).await?,
+        (V2Route::Upload { repo, id }, Method::PATCH) => {
+            uploads::append(state, repo, id, &headers, body).await?
+        }
+        (V2Route::Upload { repo, id }, Method::PUT) => {
+            uploads::finish(state, repo, id, query(&uri)?, &headers, body).await?
+        }
+        (V2Route::Upload { repo, id }, Method::DELETE) => uploads::cancel(state, repo, id).await?,
+        (V2Route::Manifest { repo, reference }, Method::PUT) => {
+            manifests::put(state, repo, reference, &headers, body).await?
+        }
+        (V2Route::Manifest { repo, reference }, Method::GET) => {
+            manifests::get(state, repo, reference).await?
+        }
+        (V2Route::Manifest { repo, reference }, Method::HEAD) => {
+            manifests::head(state, repo, reference).await?
+        }
+        (V2Route::Manifest { repo, reference }, Method::DELETE) => {
+            manifests::delete(state, repo, reference).await?
+        }
+        (_, method) => {
+            return Err(ApiError::new(
+                ErrorCode::Unsupported,
+                format!("{method} is not supported on this endpoint"),
+            ))
+        }
+    };
+    Ok(reply.into_response())
+}
+
+/// Parses the query string into `T`; a malformed one is a bad request.
+fn query<T: DeserializeOwned + Default>(uri: &Uri) -> Result<T, ApiError> {
+    if uri.query().is_none() {
+        return Ok(T::default());
+    }
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unsupported,
+                format!("query string is malformed: {e}"),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+        })
+}
+
+/// Logs each request and stamps the API version header on every response.
+async fn log_and_stamp(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let bytes_in = content_length(request.headers());
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        bytes_in,
+        bytes_out = content_length(response.headers()),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

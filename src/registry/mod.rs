@@ -1,0 +1,122 @@
+//! The application layer: the rules of a registry, shared by `serve` and the
+//! admin commands.
+//!
+//! It owns upload sessions, digest checks, manifest validation, references,
+//! tags, referrers and deletion. It reaches data only through
+//! [`MetadataStore`] and [`BlobStore`], and runs their blocking calls on
+//! tokio's blocking pool, never on the async executor. It knows nothing of
+//! HTTP.
+
+mod blobs;
+mod error;
+mod manifests;
+mod uploads;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use blobs::{BlobContent, ByteRange};
+pub use error::RegistryError;
+pub use manifests::PushedManifest;
+pub use uploads::{ChunkClaim, UploadStatus};
+
+use crate::layout::StoreLayout;
+use crate::metadata::sqlite::SqliteMetadata;
+use crate::metadata::{MetadataError, MetadataStore};
+use crate::storage::fs::FsBlobStore;
+use crate::storage::BlobStore;
+
+/// Policy knobs of a registry.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Upload sessions idle for longer than this are forgotten.
+    pub upload_expiry: Duration,
+    /// Whether blobs and manifests may be deleted through the API.
+    pub delete_enabled: bool,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            upload_expiry: Duration::from_secs(24 * 60 * 60),
+            delete_enabled: true,
+        }
+    }
+}
+
+pub struct Registry {
+    metadata: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    config: RegistryConfig,
+    /// In-memory state of upload sessions in progress, keyed by session id.
+    sessions: Mutex<HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<uploads::SessionState>>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the store root {path}: {source}")]
+    Root {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl Registry {
+    pub fn new(
+        metadata: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        config: RegistryConfig,
+    ) -> Registry {
+        Registry {
+            metadata,
+            blobs,
+            config,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Opens the embedded default store under `root` (SQLite metadata and a
+    /// local blob directory), creating it when missing.
+    pub fn open_local(root: &Path, config: RegistryConfig) -> Result<Registry, OpenError> {
+        std::fs::create_dir_all(root).map_err(|source| OpenError::Root {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let layout = StoreLayout::new(root);
+        let metadata = SqliteMetadata::open(&layout.database())?;
+        let blobs = FsBlobStore::open(layout)?;
+        Ok(Registry::new(Arc::new(metadata), Arc::new(blobs), config))
+    }
+
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// Runs a metadata call on the blocking pool.
+    async fn metadata<T, F>(&self, f: F) -> Result<T, RegistryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetadataStore) -> Result<T, MetadataError> + Send + 'static,
+    {
+        let metadata = Arc::clone(&self.metadata);
+        blocking(move || f(metadata.as_ref()).map_err(RegistryError::from)).await
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, RegistryError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, RegistryError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("blocking task failed: {e}")))?
+}
