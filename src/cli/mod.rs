@@ -3,6 +3,7 @@
 //! Subcommands call the registry layer (or the API server); they never
 //! touch SQL or blob files themselves.
 
+pub mod output;
 pub mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
