@@ -4,11 +4,13 @@
 //! - [`api`]: HTTP handlers and the OCI error JSON (`artispace serve`);
 //!   [`cli`]: the command line;
 //! - [`registry`]: the rules of a registry, shared by both front ends;
+//!   [`access`]: who callers are and what they may do, shared likewise;
 //! - [`metadata`] (what exists; SQLite) and [`storage`] (blob bytes; local
 //!   filesystem), each behind a trait;
 //! - [`oci`]: validated names, digests, references and manifest parsing,
 //!   used by every layer; [`layout`]: every path of the store on disk.
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod layout;

@@ -7,9 +7,15 @@
 //! touches blob files except through the callback given to
 //! [`MetadataStore::commit_blob`], which runs under its write lock.
 //!
+//! [`AccountStore`] (users, grants, access tokens) is a second, separate
+//! seam on the same backend, used by the access layer only.
+//!
 //! Methods block; the registry calls them from blocking threads.
 
+pub mod accounts;
 pub mod sqlite;
+
+pub use accounts::{AccountStore, GrantRecord, NewToken, TokenRecord, TokenScope, UserRecord};
 
 use uuid::Uuid;
 
@@ -24,6 +30,8 @@ pub enum MetadataError {
     MissingChild(Digest),
     #[error("the store was written by a newer artispace (schema version {found}, this build knows {known}); upgrade artispace")]
     NewerSchema { found: i64, known: i64 },
+    #[error("there is no user named {0:?}")]
+    UnknownUser(String),
     #[error("metadata database error: {0}")]
     Database(String),
     #[error(transparent)]

@@ -8,6 +8,7 @@
 //! are durable (`synchronous = FULL`): what the registry acknowledged
 //! survives a power cut.
 
+mod accounts;
 mod schema;
 
 use std::path::{Path, PathBuf};

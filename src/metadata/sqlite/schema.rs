@@ -86,6 +86,51 @@ const MIGRATIONS: &[&str] = &[
         updated_at     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: users, grants and access tokens.
+    r#"
+    -- password_hash: an Argon2id PHC string; passwords are never stored.
+    CREATE TABLE users (
+        id             INTEGER PRIMARY KEY,
+        name           TEXT NOT NULL UNIQUE,
+        password_hash  TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );
+
+    -- user_id NULL: the grant is for anonymous callers (and so for everyone).
+    CREATE TABLE grants (
+        id          INTEGER PRIMARY KEY,
+        user_id     INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        pattern     TEXT NOT NULL,
+        action      TEXT NOT NULL CHECK (action IN ('pull', 'push', 'delete', 'admin')),
+        created_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX grants_unique ON grants(ifnull(user_id, 0), pattern, action);
+
+    -- secret_hash: SHA-256 of the token; the token itself is shown once and
+    -- never stored. A revoked token stays for the record; its name is free
+    -- again for a new live token.
+    CREATE TABLE access_tokens (
+        id            INTEGER PRIMARY KEY,
+        user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        secret_hash   TEXT NOT NULL UNIQUE,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER,
+        revoked_at    INTEGER,
+        last_used_at  INTEGER
+    );
+    CREATE UNIQUE INDEX access_tokens_live_names ON access_tokens(user_id, name)
+        WHERE revoked_at IS NULL;
+
+    -- A token with scopes may do only these; one without has its user's rights.
+    CREATE TABLE access_token_scopes (
+        token_id  INTEGER NOT NULL REFERENCES access_tokens(id) ON DELETE CASCADE,
+        pattern   TEXT NOT NULL,
+        action    TEXT NOT NULL CHECK (action IN ('pull', 'push', 'delete', 'admin')),
+        PRIMARY KEY (token_id, pattern, action)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
