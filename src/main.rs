@@ -2,12 +2,16 @@
 
 use clap::Parser;
 
-use artispace::cli::{serve, Cli, Command};
+use artispace::cli::{grant, serve, token, user, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::User(args) => user::run(args),
+        Command::Grant(args) => grant::run_grant(args),
+        Command::Revoke(args) => grant::run_revoke(args),
+        Command::Token(args) => token::run(args),
     };
     std::process::exit(code);
 }

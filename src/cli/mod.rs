@@ -3,8 +3,11 @@
 //! Subcommands call the registry layer (or the API server); they never
 //! touch SQL or blob files themselves.
 
+pub mod grant;
 pub mod output;
 pub mod serve;
+pub mod token;
+pub mod user;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -20,6 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Serve the OCI Distribution / Docker Registry V2 API.
     Serve(serve::ServeArgs),
+    /// Manage users (the first user switches authentication on).
+    User(user::UserArgs),
+    /// Let a user (or `anonymous`) pull, push, delete or administer
+    /// repositories matching a pattern.
+    Grant(grant::GrantArgs),
+    /// Take back grants given with `grant`.
+    Revoke(grant::RevokeArgs),
+    /// Manage access tokens for robots and CI.
+    Token(token::TokenArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -24,7 +24,7 @@ pub use uploads::{ChunkClaim, UploadStatus};
 
 use crate::layout::StoreLayout;
 use crate::metadata::sqlite::SqliteMetadata;
-use crate::metadata::{MetadataError, MetadataStore};
+use crate::metadata::{AccountStore, MetadataError, MetadataStore};
 use crate::storage::fs::FsBlobStore;
 use crate::storage::BlobStore;
 
@@ -62,10 +62,59 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    #[error("there is no store at {0} (artispace serve or artispace user add creates one)")]
+    Missing(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+}
+
+/// The embedded default store under one root: SQLite (which holds the
+/// metadata and the accounts) and a local blob directory. Opening it once
+/// gives the registry and the access layer the same database handle.
+pub struct LocalStore {
+    pub layout: StoreLayout,
+    metadata: Arc<SqliteMetadata>,
+    blobs: Arc<FsBlobStore>,
+}
+
+impl LocalStore {
+    /// Opens the store under `root`, creating it when missing.
+    pub fn open(root: &Path) -> Result<LocalStore, OpenError> {
+        std::fs::create_dir_all(root).map_err(|source| OpenError::Root {
+            path: root.display().to_string(),
+            source,
+        })?;
+        Self::open_at(StoreLayout::new(root))
+    }
+
+    /// Opens the store under `root`, which must exist already.
+    pub fn open_existing(root: &Path) -> Result<LocalStore, OpenError> {
+        let layout = StoreLayout::new(root);
+        if !layout.database().exists() {
+            return Err(OpenError::Missing(root.display().to_string()));
+        }
+        Self::open_at(layout)
+    }
+
+    fn open_at(layout: StoreLayout) -> Result<LocalStore, OpenError> {
+        let metadata = SqliteMetadata::open(&layout.database())?;
+        let blobs = FsBlobStore::open(layout.clone())?;
+        Ok(LocalStore {
+            layout,
+            metadata: Arc::new(metadata),
+            blobs: Arc::new(blobs),
+        })
+    }
+
+    pub fn registry(&self, config: RegistryConfig) -> Registry {
+        Registry::new(self.metadata.clone(), self.blobs.clone(), config)
+    }
+
+    pub fn accounts(&self) -> Arc<dyn AccountStore> {
+        self.metadata.clone()
+    }
 }
 
 impl Registry {
@@ -85,14 +134,7 @@ impl Registry {
     /// Opens the embedded default store under `root` (SQLite metadata and a
     /// local blob directory), creating it when missing.
     pub fn open_local(root: &Path, config: RegistryConfig) -> Result<Registry, OpenError> {
-        std::fs::create_dir_all(root).map_err(|source| OpenError::Root {
-            path: root.display().to_string(),
-            source,
-        })?;
-        let layout = StoreLayout::new(root);
-        let metadata = SqliteMetadata::open(&layout.database())?;
-        let blobs = FsBlobStore::open(layout)?;
-        Ok(Registry::new(Arc::new(metadata), Arc::new(blobs), config))
+        Ok(LocalStore::open(root)?.registry(config))
     }
 
     pub fn config(&self) -> &RegistryConfig {
