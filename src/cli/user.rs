@@ -45,6 +45,7 @@ pub enum UserCommand {
 }
 
 /// A command's failure: what to say and which exit code.
+#[derive(Debug)]
 pub struct Failure {
     pub code: i32,
     pub message: String,
