@@ -6,6 +6,10 @@
 //! <root>/blobs/<alg>/<hh>/<hex>         blob contents, named by digest (<hh> = first two hex chars),
 //!                                       immutable once renamed into place
 //! <root>/uploads/<uuid>                 bytes received so far by an upload session
+//! <root>/token-signing.key              the key bearer tokens are signed with (mode 0600),
+//!                                       generated on the first `serve`
+//! <root>/tls/self-signed.crt, .key      the certificate of `serve --tls-self-signed`
+//!                                       (key mode 0600), generated on first use
 //! ```
 //!
 //! Blob paths are built only from a validated [`Digest`] and upload paths
@@ -22,6 +26,8 @@ use crate::oci::Digest;
 pub const DATABASE_FILE: &str = "artispace.db";
 const BLOBS_DIR: &str = "blobs";
 const UPLOADS_DIR: &str = "uploads";
+const SIGNING_KEY_FILE: &str = "token-signing.key";
+const TLS_DIR: &str = "tls";
 
 /// The paths under one store root.
 #[derive(Debug, Clone)]
@@ -60,6 +66,22 @@ impl StoreLayout {
 
     pub fn upload(&self, id: Uuid) -> PathBuf {
         self.uploads_dir().join(id.as_hyphenated().to_string())
+    }
+
+    pub fn signing_key(&self) -> PathBuf {
+        self.root.join(SIGNING_KEY_FILE)
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join(TLS_DIR)
+    }
+
+    pub fn self_signed_cert(&self) -> PathBuf {
+        self.tls_dir().join("self-signed.crt")
+    }
+
+    pub fn self_signed_key(&self) -> PathBuf {
+        self.tls_dir().join("self-signed.key")
     }
 }
 

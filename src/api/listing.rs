@@ -9,6 +9,7 @@ use serde_json::json;
 use super::error::{ApiError, ErrorCode};
 use super::reply::{Reply, OCI_FILTERS_APPLIED};
 use super::AppState;
+use crate::access::Caller;
 use crate::metadata::Page;
 use crate::oci::media_types::OCI_INDEX;
 use crate::oci::{Digest, RepoName};
@@ -85,14 +86,53 @@ pub async fn tags(state: AppState, repo: RepoName, query: PageQuery) -> Result<R
     ))
 }
 
-pub async fn catalog(state: AppState, query: PageQuery) -> Result<Reply, ApiError> {
+pub async fn catalog(
+    state: AppState,
+    query: PageQuery,
+    caller: &Caller,
+) -> Result<Reply, ApiError> {
     let limit = query.limit(DEFAULT_CATALOG_PAGE)?;
-    let page = state
-        .registry
-        .repositories(query.last.clone(), limit)
-        .await?;
+    let page = if caller.is_open() {
+        state
+            .registry
+            .repositories(query.last.clone(), limit)
+            .await?
+    } else {
+        pullable_page(&state, caller, query.last.clone(), limit).await?
+    };
     let body = json!({ "repositories": page.items });
     Ok(paged_reply("/v2/_catalog", &page, limit, body))
+}
+
+/// A catalog page of only the repositories `caller` may pull: reads the
+/// full listing in batches until the page is full (plus one, to know
+/// whether more follow) or the listing ends.
+async fn pullable_page(
+    state: &AppState,
+    caller: &Caller,
+    mut last: Option<String>,
+    limit: usize,
+) -> Result<Page, ApiError> {
+    const BATCH: usize = 1000;
+    let mut items = Vec::new();
+    loop {
+        let batch = state.registry.repositories(last.clone(), BATCH).await?;
+        last = batch.items.last().cloned().or(last);
+        for name in batch.items {
+            let visible = name
+                .parse::<RepoName>()
+                .is_ok_and(|repo| caller.may_pull(&repo));
+            if visible {
+                if items.len() == limit {
+                    return Ok(Page { items, more: true });
+                }
+                items.push(name);
+            }
+        }
+        if !batch.more {
+            return Ok(Page { items, more: false });
+        }
+    }
 }
 
 pub async fn referrers(

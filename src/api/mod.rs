@@ -4,15 +4,23 @@
 //! [`routes`] holds the wire contract (which paths exist), [`error`] the
 //! error codes and their statuses; one module per endpoint family holds the
 //! handlers. Handlers parse nothing by hand and touch no SQL or files: they
-//! call the [`Registry`].
+//! call the [`Registry`]. Every `/v2` request passes [`auth::Authorized`]
+//! first; `/token` is the token server ([`token`]). [`server`] listens,
+//! [`transport`] serves one connection under limits, [`tls`] holds the
+//! certificates.
 
+pub mod auth;
 mod blobs;
 pub mod error;
+mod limits;
 mod listing;
 mod manifests;
 mod reply;
 pub mod routes;
 pub mod server;
+pub mod tls;
+mod token;
+pub mod transport;
 mod uploads;
 
 use std::sync::Arc;
@@ -28,17 +36,52 @@ use axum::routing::{any, get};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+use auth::{AuthScheme, Authorized};
 use error::{ApiError, ErrorCode};
+use limits::UploadSlots;
 use routes::V2Route;
 
+use crate::access::Access;
 use crate::registry::Registry;
 
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+
+/// HTTP policy knobs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// What a 401 offers.
+    pub auth: AuthScheme,
+    /// Uploads (blob or manifest bodies) one client address may run at once.
+    pub max_uploads_per_client: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            auth: AuthScheme::Token,
+            max_uploads_per_client: 32,
+        }
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub access: Arc<Access>,
+    pub config: ApiConfig,
+    uploads: Arc<UploadSlots>,
+}
+
+impl AppState {
+    pub fn new(registry: Arc<Registry>, access: Arc<Access>, config: ApiConfig) -> AppState {
+        AppState {
+            registry,
+            access,
+            uploads: UploadSlots::new(config.max_uploads_per_client),
+            config,
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -46,30 +89,53 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .route("/token", get(token::get).post(token::post))
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*path}", any(v2))
         .fallback(|| async { ApiError::new(ErrorCode::NameUnknown, "no such endpoint") })
+        .layer(middleware::from_fn(limits::refuse_long_urls))
         .layer(middleware::from_fn(log_and_stamp))
         .with_state(state)
 }
 
-/// Dispatches a `/v2/…` request to its handler by endpoint and method.
+/// Whether a request carries content to store: those count against the
+/// client's concurrent uploads.
+fn is_upload(route: &V2Route, method: &Method) -> bool {
+    matches!(
+        (route, method),
+        (V2Route::Uploads { .. }, &Method::POST)
+            | (V2Route::Upload { .. }, &Method::PATCH | &Method::PUT)
+            | (V2Route::Manifest { .. }, &Method::PUT)
+    )
+}
+
+/// Dispatches a `/v2/…` request to its handler by endpoint and method,
+/// once [`Authorized`] has let it through.
 async fn v2(
     State(state): State<AppState>,
-    route: V2Route,
+    Authorized {
+        route,
+        caller,
+        client,
+    }: Authorized,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Held until the body has been read and stored.
+    let _slot = match is_upload(&route, &method) {
+        true => Some(state.uploads.take(client)?),
+        false => None,
+    };
     let reply = match (route, method) {
         (V2Route::Base, Method::GET | Method::HEAD) => {
             return Ok(
                 (StatusCode::OK, [("content-type", "application/json")], "{}").into_response(),
             )
         }
-        (V2Route::Catalog, Method::GET) => listing::catalog(state, query(&uri)?).await?,
+        (V2Route::Catalog, Method::GET) => listing::catalog(state, query(&uri)?, &caller).await?,
         (V2Route::Tags { repo }, Method::GET) => listing::tags(state, repo, query(&uri)?).await?,
         (V2Route::Referrers { repo, digest }, Method::GET) => {
             listing::referrers(state, repo, digest, query(&uri)?).await?
@@ -82,7 +148,7 @@ async fn v2(
             blobs::delete(state, repo, digest).await?
         }
         (V2Route::Uploads { repo }, Method::POST) => {
-            uploads::start(state, repo, query(&uri)?, &headers, body).await?
+            uploads::start(state, repo, query(&uri)?, &headers, body, &caller).await?
         }
         (V2Route::Upload { repo, id }, Method::GET) => uploads::status(state, repo, id).await?,
         (V2Route::Upload { repo, id }, Method::PATCH) => {

@@ -1,15 +1,24 @@
-//! Running the HTTP server: binding, serving, background upkeep and a
-//! graceful stop.
+//! Running the HTTP(S) server: opening the store, binding, the accept loop,
+//! background upkeep, and a graceful stop.
+//!
+//! axum's own `serve` can neither speak TLS nor set hyper's limits, so each
+//! accepted connection is served here by hyper directly (see
+//! [`transport`](super::transport)) and watched by a graceful shutdown.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::{router, AppState};
-use crate::registry::{Registry, RegistryConfig};
+use super::tls::{self, Tls, TlsError, TlsSource};
+use super::transport::{serve_connection, ConnectionLimits};
+use super::{router, ApiConfig, AppState};
+use crate::access::secrets::{load_or_create_signing_key, SecretError};
+use crate::access::{Access, AccessConfig};
+use crate::registry::{LocalStore, Registry, RegistryConfig};
 
 /// How long in-flight requests may run on after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -19,6 +28,10 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub root: PathBuf,
     pub registry: RegistryConfig,
+    pub access: AccessConfig,
+    pub api: ApiConfig,
+    pub limits: ConnectionLimits,
+    pub tls: Option<TlsSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +42,10 @@ pub enum ServeError {
         #[source]
         source: crate::registry::OpenError,
     },
+    #[error(transparent)]
+    SigningKey(#[from] SecretError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -39,21 +56,42 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
+fn task_failed(e: tokio::task::JoinError) -> ServeError {
+    ServeError::Serve(std::io::Error::other(e))
+}
+
 /// Opens the store, serves until SIGINT or SIGTERM, then lets in-flight
 /// requests finish (for at most [`SHUTDOWN_GRACE`]) and closes the store.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let root = config.root.clone();
-    let registry_config = config.registry.clone();
-    let registry =
-        tokio::task::spawn_blocking(move || Registry::open_local(&root, registry_config))
-            .await
-            .map_err(|e| ServeError::Serve(std::io::Error::other(e)))?
-            .map_err(|source| ServeError::Open {
-                root: config.root.display().to_string(),
-                source,
-            })?;
-    let registry = Arc::new(registry);
+    let store = tokio::task::spawn_blocking(move || LocalStore::open(&root))
+        .await
+        .map_err(task_failed)?
+        .map_err(|source| ServeError::Open {
+            root: config.root.display().to_string(),
+            source,
+        })?;
+    let key_path = store.layout.signing_key();
+    let signing_key = tokio::task::spawn_blocking(move || load_or_create_signing_key(&key_path))
+        .await
+        .map_err(task_failed)??;
+    let registry = Arc::new(store.registry(config.registry.clone()));
+    let access = Arc::new(
+        Access::new(store.accounts(), config.access.clone()).with_signing_key(&signing_key),
+    );
+    match access.is_open().await {
+        Ok(true) => tracing::warn!(
+            "no users exist: anyone who can reach this registry may push, pull and delete; \
+             add one with `artispace user add NAME` to require authentication"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether users exist"),
+    }
 
+    let tls = match &config.tls {
+        None => None,
+        Some(source) => Some(setup_tls(source, &store, config.addr)?),
+    };
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -61,47 +99,121 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             source,
         })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Scripts and tests read this line to learn the port of `--addr …:0`.
-    println!("artispace listening on http://{local}");
-    tracing::info!(addr = %local, root = %config.root.display(), "serving");
+    println!("artispace listening on {scheme}://{local}");
+    tracing::info!(addr = %local, root = %config.root.display(), tls = tls.is_some(), "serving");
 
-    let upkeep = tokio::spawn(expire_uploads_periodically(Arc::clone(&registry)));
-    let app = router(AppState {
-        registry: Arc::clone(&registry),
-    });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(async move {
-        let mut stop_rx = stop_rx;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
-
-    tokio::select! {
-        result = &mut server => {
-            upkeep.abort();
-            return result.map_err(|e| ServeError::Serve(std::io::Error::other(e)))?.map_err(ServeError::Serve);
+    let mut background = vec![tokio::spawn(expire_uploads_periodically(Arc::clone(
+        &registry,
+    )))];
+    if let (Some(tls), Some(source)) = (&tls, &config.tls) {
+        let (cert, key) = match source {
+            TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
+            TlsSource::SelfSigned => (
+                store.layout.self_signed_cert(),
+                store.layout.self_signed_key(),
+            ),
+        };
+        background.push(tokio::spawn(tls::reload_on_sighup(
+            Arc::clone(&tls.cert),
+            cert,
+            key,
+        )));
+    }
+    let app = router(AppState::new(
+        Arc::clone(&registry),
+        access,
+        config.api.clone(),
+    ));
+    let acceptor = tls.map(|t| t.acceptor);
+    let graceful = GracefulShutdown::new();
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tokio::spawn(serve_connection(
+                        tcp,
+                        peer,
+                        acceptor.clone(),
+                        app.clone(),
+                        config.limits,
+                        graceful.watcher(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut stop => break,
         }
-        () = stop_signal() => {}
     }
     tracing::info!("stopping: no new connections; waiting for requests in flight");
-    let _ = stop_tx.send(true);
-    upkeep.abort();
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-        Ok(result) => result
-            .map_err(|e| ServeError::Serve(std::io::Error::other(e)))?
-            .map_err(ServeError::Serve)?,
-        Err(_) => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; closing them");
-            server.abort();
-        }
+    drop(listener);
+    for task in &background {
+        task.abort();
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; closing them");
     }
     // Dropping the last handle closes the database connections cleanly.
+    drop(app);
     drop(registry);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads or generates the certificate and builds the TLS acceptor.
+fn setup_tls(source: &TlsSource, store: &LocalStore, addr: SocketAddr) -> Result<Tls, ServeError> {
+    let key = match source {
+        TlsSource::Files { cert, key } => tls::load_certified_key(cert, key)?,
+        TlsSource::SelfSigned => {
+            let (key, generated) = tls::self_signed(&store.layout, &self_signed_names(addr))?;
+            let print = key
+                .end_entity_cert()
+                .map(tls::fingerprint)
+                .unwrap_or_default();
+            let made = if generated { "generated" } else { "reused" };
+            // For the person starting the server: what to pin or compare.
+            // On stderr, so stdout stays the one listening line.
+            eprintln!(
+                "artispace: self-signed TLS certificate ({made}, {}) SHA-256 fingerprint {print}",
+                store.layout.self_signed_cert().display()
+            );
+            key
+        }
+    };
+    Ok(Tls::new(key)?)
+}
+
+/// Names a self-signed certificate covers: the listen address (when it is a
+/// specific one) and the loopback names.
+fn self_signed_names(addr: SocketAddr) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let ip = addr.ip();
+    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+        names.push(ip.to_string());
+    }
+    if ip.is_unspecified() {
+        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+            let host = host.trim();
+            if !host.is_empty() && host.parse::<IpAddr>().is_err() {
+                names.push(host.to_owned());
+            }
+        }
+    }
+    names
 }
 
 async fn stop_signal() {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::error::{upload_range, ApiError, ErrorCode};
 use super::reply::{Reply, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID};
 use super::AppState;
+use crate::access::Caller;
 use crate::oci::{Digest, RepoName};
 use crate::registry::{ChunkClaim, UploadStatus};
 
@@ -49,12 +50,16 @@ pub async fn start(
     query: UploadQuery,
     headers: &HeaderMap,
     body: Body,
+    caller: &Caller,
 ) -> Result<Reply, ApiError> {
     if let Some(mount) = &query.mount {
         let digest = parse_digest(mount)?;
         if let Some(from) = &query.from {
             let from: RepoName = from.parse()?;
-            if state.registry.mount_blob(&repo, &from, &digest).await? {
+            // Mounting reads `from`: only a caller who may pull it may mount
+            // from it. Otherwise the mount quietly becomes a normal upload,
+            // which tells nothing about what `from` holds.
+            if caller.may_pull(&from) && state.registry.mount_blob(&repo, &from, &digest).await? {
                 return Ok(blob_created(&repo, &digest));
             }
         }

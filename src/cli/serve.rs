@@ -7,7 +7,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{exit, init_logging, LogFormat};
+use crate::access::AccessConfig;
+use crate::api::auth::AuthScheme;
 use crate::api::server::{serve, ServeConfig};
+use crate::api::tls::TlsSource;
+use crate::api::transport::ConnectionLimits;
+use crate::api::ApiConfig;
 use crate::registry::RegistryConfig;
 
 #[derive(Debug, Args)]
@@ -35,6 +40,51 @@ pub struct ServeArgs {
     /// Allow deleting blobs and manifests through the API.
     #[arg(long, env = "ARTISPACE_DELETE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub delete_enabled: bool,
+
+    /// What a 401 offers clients: Docker's token protocol (Bearer tokens
+    /// from /token) or plain Basic. Both are accepted either way.
+    #[arg(long, env = "ARTISPACE_AUTH", value_enum, default_value_t = AuthScheme::Token)]
+    pub auth: AuthScheme,
+
+    /// Let anyone pull any repository, even once users exist.
+    #[arg(long, env = "ARTISPACE_ANONYMOUS_PULL")]
+    pub anonymous_pull: bool,
+
+    /// Lifetime of bearer tokens issued by /token.
+    #[arg(long, env = "ARTISPACE_TOKEN_EXPIRY", default_value = "5m", value_parser = parse_duration)]
+    pub token_expiry: Duration,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "ARTISPACE_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM); re-read on SIGHUP.
+    #[arg(long, env = "ARTISPACE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate for the listen address,
+    /// generated on first start and kept under the root; prints its
+    /// SHA-256 fingerprint.
+    #[arg(long, env = "ARTISPACE_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// Close connections on which nothing moved for this long.
+    #[arg(long, env = "ARTISPACE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Close connections whose request headers take longer than this to arrive.
+    #[arg(long, env = "ARTISPACE_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Uploads (blob or manifest bodies) one client address may run at once;
+    /// more are refused with 429.
+    #[arg(long, env = "ARTISPACE_MAX_UPLOADS_PER_CLIENT", default_value_t = 32)]
+    pub max_uploads_per_client: usize,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -43,6 +93,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: ServeArgs) -> i32 {
     init_logging(&args.log_level, args.log_format);
+    let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+        (_, _, true) => Some(TlsSource::SelfSigned),
+        _ => None,
+    };
     let config = ServeConfig {
         addr: args.addr,
         root: args.root,
@@ -50,6 +105,21 @@ pub fn run(args: ServeArgs) -> i32 {
             upload_expiry: args.upload_expiry,
             delete_enabled: args.delete_enabled,
         },
+        access: AccessConfig {
+            anonymous_pull: args.anonymous_pull,
+            token_lifetime: args.token_expiry,
+            ..AccessConfig::default()
+        },
+        api: ApiConfig {
+            auth: args.auth,
+            max_uploads_per_client: args.max_uploads_per_client,
+        },
+        limits: ConnectionLimits {
+            idle_timeout: args.idle_timeout,
+            header_timeout: args.header_timeout,
+            ..ConnectionLimits::default()
+        },
+        tls,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,0 +1,315 @@
+//! Authentication and authorization at the HTTP edge.
+//!
+//! [`Authorized`] is the extractor every `/v2` request goes through: it
+//! reads the credentials (Basic — a password or an access token — or a
+//! Bearer token from `/token`), parses the route, and asks the access layer
+//! whether the caller may do what the route and method need. Refusals
+//! become 401 `UNAUTHORIZED` with the challenge the registry offers (Basic
+//! or Bearer), 403 `DENIED`, or 429 `TOOMANYREQUESTS`.
+//!
+//! Decisions depend only on the caller's grants, never on whether the
+//! repository exists, so a refusal tells an outsider nothing about which
+//! private repositories there are.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, HOST, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use super::error::{ApiError, ErrorCode};
+use super::routes::V2Route;
+use super::transport::Secure;
+use super::AppState;
+use crate::access::{Access, AccessError, Actions, Caller, Claims, Decision, Identity, SERVICE};
+use crate::oci::RepoName;
+
+/// What a 401 offers clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthScheme {
+    /// `WWW-Authenticate: Basic realm="artispace"`.
+    Basic,
+    /// Docker's token protocol: `Bearer realm="<base>/token",…`.
+    Token,
+}
+
+/// A `/v2` request whose caller may do what it asks.
+pub struct Authorized {
+    pub route: V2Route,
+    pub caller: Caller,
+    pub client: IpAddr,
+}
+
+/// The client's address (unspecified when served without a socket, as in
+/// tests that drive the router directly).
+pub fn client_address(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+}
+
+/// Credentials as sent.
+enum Credentials {
+    None,
+    Basic { user: String, secret: String },
+    Bearer(String),
+}
+
+fn credentials(headers: &HeaderMap) -> Result<Credentials, ()> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(Credentials::None);
+    };
+    let text = value.to_str().map_err(|_| ())?.trim();
+    let (scheme, rest) = text.split_once(' ').ok_or(())?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(rest).map_err(|_| ())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| ())?;
+        let (user, secret) = decoded.split_once(':').ok_or(())?;
+        // Some clients send empty Basic credentials when they have none.
+        if user.is_empty() && secret.is_empty() {
+            return Ok(Credentials::None);
+        }
+        Ok(Credentials::Basic {
+            user: user.to_owned(),
+            secret: secret.to_owned(),
+        })
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credentials::Bearer(rest.to_owned()))
+    } else {
+        Err(())
+    }
+}
+
+/// Who is calling, checked against the store (or an open registry).
+pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
+    let access = &state.access;
+    let internal = |e: AccessError| access_error(state, parts, e, None);
+    if access.is_open().await.map_err(internal)? {
+        // No user exists: credentials mean nothing yet, everything is allowed.
+        return access
+            .caller(Identity::Anonymous, None)
+            .await
+            .map_err(internal);
+    }
+    let client = client_address(parts);
+    let bad = |e| access_error(state, parts, e, None);
+    let (identity, bearer): (Identity, Option<Claims>) =
+        match credentials(&parts.headers).map_err(|()| bad(AccessError::BadCredentials))? {
+            Credentials::None => (Identity::Anonymous, None),
+            Credentials::Basic { user, secret } => (
+                access.login(client, &user, &secret).await.map_err(bad)?,
+                None,
+            ),
+            Credentials::Bearer(token) => {
+                let claims = access.verify_bearer(&token).map_err(|e| {
+                    tracing::debug!(error = %e, "bearer token refused");
+                    challenge(state, parts, None, Some("invalid_token"))
+                })?;
+                (Access::identity_of(&claims), Some(claims))
+            }
+        };
+    access.caller(identity, bearer).await.map_err(bad)
+}
+
+/// Maps an access error to its response.
+pub fn access_error(
+    state: &AppState,
+    parts: &Parts,
+    e: AccessError,
+    scope: Option<String>,
+) -> ApiError {
+    match e {
+        AccessError::BadCredentials | AccessError::Token(_) => {
+            challenge(state, parts, scope, Some("invalid_token"))
+        }
+        AccessError::TooManyAttempts(wait) => ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many failed logins; retry in {} seconds",
+                wait.as_secs()
+            ),
+        )
+        .with_header(RETRY_AFTER, wait.as_secs().to_string()),
+        other => {
+            tracing::error!(error = %other, "access check failed");
+            ApiError::new(ErrorCode::Unknown, "internal error; see the registry's log")
+        }
+    }
+}
+
+/// The base URL clients reached the registry at.
+fn base_url(parts: &Parts) -> String {
+    let secure = parts.extensions.get::<Secure>().is_some_and(|s| s.0);
+    let scheme = if secure { "https" } else { "http" };
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// 401 `UNAUTHORIZED` with the challenge this registry offers.
+/// `scope` is the token-spec scope the request needs; `error` the Bearer
+/// error code (`invalid_token`, `insufficient_scope`).
+pub fn challenge(
+    state: &AppState,
+    parts: &Parts,
+    scope: Option<String>,
+    error: Option<&str>,
+) -> ApiError {
+    let value = match state.config.auth {
+        AuthScheme::Basic => format!("Basic realm=\"{SERVICE}\""),
+        AuthScheme::Token => {
+            let mut value = format!(
+                "Bearer realm=\"{}/token\",service=\"{SERVICE}\"",
+                base_url(parts)
+            );
+            if let Some(scope) = scope {
+                value.push_str(&format!(",scope=\"{scope}\""));
+            }
+            if let Some(error) = error {
+                value.push_str(&format!(",error=\"{error}\""));
+            }
+            value
+        }
+    };
+    ApiError::new(ErrorCode::Unauthorized, "authentication required")
+        .with_header(WWW_AUTHENTICATE, value)
+}
+
+/// What a route needs, for the check (`needed`) and for the challenge's
+/// scope (`asked`: clients ask for pull with push, as Docker does).
+fn needs(route: &V2Route, method: &Method) -> (Actions, Actions) {
+    let push = (Actions::PUSH, Actions::PULL.with(Actions::PUSH));
+    match route {
+        // Upload sessions are part of a push, whatever the method.
+        V2Route::Uploads { .. } | V2Route::Upload { .. } => push,
+        _ => match *method {
+            Method::GET | Method::HEAD => (Actions::PULL, Actions::PULL),
+            Method::DELETE => (Actions::DELETE, Actions::DELETE),
+            _ => push,
+        },
+    }
+}
+
+fn repo_of(route: &V2Route) -> Option<&RepoName> {
+    match route {
+        V2Route::Base | V2Route::Catalog => None,
+        V2Route::Blob { repo, .. }
+        | V2Route::Uploads { repo }
+        | V2Route::Upload { repo, .. }
+        | V2Route::Manifest { repo, .. }
+        | V2Route::Tags { repo }
+        | V2Route::Referrers { repo, .. } => Some(repo),
+    }
+}
+
+/// Turns a decision into the response of a refusal.
+fn enforce(
+    state: &AppState,
+    parts: &Parts,
+    decision: Decision,
+    scope: String,
+) -> Result<(), ApiError> {
+    match decision {
+        Decision::Allowed => Ok(()),
+        Decision::LoginRequired => Err(challenge(state, parts, Some(scope), None)),
+        Decision::InsufficientScope => Err(challenge(
+            state,
+            parts,
+            Some(scope),
+            Some("insufficient_scope"),
+        )),
+        Decision::Denied => Err(ApiError::new(
+            ErrorCode::Denied,
+            "requested access to the resource is denied",
+        )),
+    }
+}
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = authenticate(state, parts).await?;
+        let route = V2Route::parse(parts.uri.path())?;
+        match &route {
+            V2Route::Base => {
+                // Clients probe /v2/ to learn whether and how to log in.
+                if !caller.is_open() && caller.identity == Identity::Anonymous {
+                    return Err(challenge(state, parts, None, None));
+                }
+            }
+            V2Route::Catalog => enforce(
+                state,
+                parts,
+                caller.decide_catalog(),
+                "registry:catalog:*".to_owned(),
+            )?,
+            _ => {
+                if let Some(repo) = repo_of(&route) {
+                    let (needed, asked) = needs(&route, &parts.method);
+                    let scope = format!("repository:{repo}:{}", asked.names().join(","));
+                    enforce(state, parts, caller.decide(repo, needed), scope)?;
+                }
+            }
+        }
+        Ok(Authorized {
+            route,
+            caller,
+            client: client_address(parts),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn creds(value: &str) -> Result<Credentials, ()> {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        credentials(&headers)
+    }
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        let value = format!("Basic {}", STANDARD.encode("john:pa:ss"));
+        match creds(&value) {
+            Ok(Credentials::Basic { user, secret }) => {
+                assert_eq!((user.as_str(), secret.as_str()), ("john", "pa:ss"))
+            }
+            _ => panic!("not read as Basic"),
+        }
+        let empty = format!("Basic {}", STANDARD.encode(":"));
+        assert!(matches!(creds(&empty), Ok(Credentials::None)));
+        assert!(creds("Basic !!!").is_err());
+        assert!(creds("Digest abc").is_err());
+        assert!(matches!(creds("bearer abc"), Ok(Credentials::Bearer(t)) if t == "abc"));
+    }
+
+    #[test]
+    fn upload_sessions_need_push_whatever_the_method() {
+        let repo: RepoName = "a".parse().unwrap();
+        let upload = V2Route::Upload {
+            repo: repo.clone(),
+            id: uuid::Uuid::nil(),
+        };
+        assert_eq!(needs(&upload, &Method::GET).0, Actions::PUSH);
+        assert_eq!(needs(&upload, &Method::DELETE).0, Actions::PUSH);
+        let tags = V2Route::Tags { repo };
+        assert_eq!(needs(&tags, &Method::GET).0, Actions::PULL);
+    }
+}
