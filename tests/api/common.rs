@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub root_via_env: bool,
     /// Use `<tempdir>/<subdir>` (not yet existing) as the root.
     pub root_subdir: Option<String>,
+    /// `--log-level`, `warn` unless set.
+    pub log_level: Option<String>,
 }
 
 impl ServerConfig {
@@ -238,6 +240,33 @@ impl TestServer {
             .expect("DELETE")
     }
 
+    /// Sends one HTTP/1.1 request over a plain socket, writing the body on
+    /// one thread while reading the response on another, as curl and Go's
+    /// client do. hyper's client gives up with a broken pipe when a server
+    /// answers before reading the whole body (e.g. 413 on Content-Length),
+    /// so tests of early answers use this instead.
+    pub async fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> RawResponse {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.host(),
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let addr = self.host().to_owned();
+        tokio::task::spawn_blocking(move || raw_exchange(&addr, head.into_bytes(), body))
+            .await
+            .expect("raw request task")
+    }
+
     /// `POST /v2/<repo>/blobs/uploads/`, asserting 202; returns the Location.
     pub async fn start_upload(&self, repo: &str) -> String {
         let resp = self
@@ -386,7 +415,8 @@ fn spawn(root: &Path, log_path: &Path, config: &ServerConfig) -> (Child, String)
         .open(log_path)
         .expect("open server log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_artispace"));
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--log-level", "warn"]);
+    let log_level = config.log_level.as_deref().unwrap_or("warn");
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--log-level", log_level]);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("ARTISPACE_") {
             cmd.env_remove(key);
@@ -443,6 +473,97 @@ fn spawn(root: &Path, log_path: &Path, config: &ServerConfig) -> (Child, String)
                 read_log()
             );
         }
+    }
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn raw_exchange(addr: &str, head: Vec<u8>, body: Vec<u8>) -> RawResponse {
+    use std::io::{Read, Write};
+    let stream = std::net::TcpStream::connect(addr).expect("connect to artispace");
+    stream
+        .set_read_timeout(Some(REQUEST_TIMEOUT))
+        .expect("set read timeout");
+    let mut writer = stream.try_clone().expect("clone socket");
+    let sender = std::thread::spawn(move || {
+        // The server may answer and close before reading everything; a
+        // failed write is expected then.
+        let _ = writer
+            .write_all(&head)
+            .and_then(|()| writer.write_all(&body));
+    });
+    let mut raw = Vec::new();
+    let mut reader = stream;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if raw.is_empty() => panic!("no response from artispace: {e}"),
+            Err(_) => break,
+        }
+        if response_complete(&raw) {
+            break;
+        }
+    }
+    let _ = sender.join();
+    parse_raw_response(&raw)
+}
+
+fn split_head(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some((&raw[..end], &raw[end + 4..]))
+}
+
+fn response_complete(raw: &[u8]) -> bool {
+    let Some((head, body)) = split_head(raw) else {
+        return false;
+    };
+    let length = String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok());
+    length.is_some_and(|n| body.len() >= n)
+}
+
+fn parse_raw_response(raw: &[u8]) -> RawResponse {
+    let (head, body) = split_head(raw).unwrap_or_else(|| {
+        panic!(
+            "incomplete HTTP response: {:?}",
+            String::from_utf8_lossy(raw)
+        )
+    });
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_vec(),
     }
 }
 
