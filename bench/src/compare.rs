@@ -180,8 +180,9 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
+/// Operations (images, requests, pages) per second.
 fn throughput(r: &ScenarioResult) -> Option<f64> {
-    r.mb_per_s.or(Some(r.ops_per_s))
+    Some(r.ops_per_s)
 }
 
 /// Server CPU seconds per GB moved by the given scenarios, per round, median.
