@@ -36,7 +36,8 @@ pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
 /// A debug build on a busy 2-core machine can take a while to open a store.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longer than the server's own bounded wait for requests in flight.
+const STOP_TIMEOUT: Duration = Duration::from_secs(45);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How a test wants its server started, beyond the fixed
@@ -188,14 +189,26 @@ impl TestServer {
     }
 
     async fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
-        let mut child = self.child.take().expect("the server is running");
-        let pid = child.id().to_string();
+        self.send_signal(signal);
+        self.wait_for_exit(signal).await
+    }
+
+    /// Sends a signal (`TERM`, `INT`) to the server without waiting.
+    pub fn send_signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server is running").id();
         let sent = Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(&pid)
+            .arg(pid.to_string())
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the server to exit after `signal` was sent; kills it and
+    /// fails when that takes longer than `STOP_TIMEOUT`.
+    pub async fn wait_for_exit(&mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        let pid = child.id().to_string();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait());
