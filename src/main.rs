@@ -2,12 +2,17 @@
 
 use clap::Parser;
 
-use artispace::cli::{serve, Cli, Command};
+use artispace::cli::{docs, gc, inspect, serve, verify, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Gc(args) => gc::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Completions(args) => docs::print_completions(args),
+        Command::GenerateDocs(args) => docs::generate_docs(args),
     };
     std::process::exit(code);
 }
