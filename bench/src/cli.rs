@@ -110,6 +110,10 @@ pub struct Common {
     /// Tags in the tag-list repository and repositories in the catalog [default: 1000, --quick: 200].
     #[arg(long)]
     pub list_entries: Option<usize>,
+    /// Entries of the scaling run's large tag list and catalog (issue 5 uses 100000); 0 skips the
+    /// tag-page-scale and catalog-page-scale scenarios. Creating the fixture takes minutes.
+    #[arg(long, default_value_t = 0)]
+    pub scale_entries: usize,
     /// Page size (n=) for tag-list and catalog walks.
     #[arg(long, default_value_t = 100)]
     pub page_size: usize,
@@ -152,6 +156,7 @@ impl Common {
             small_layer: self.small_layer_bytes.max(1),
             list_entries: self.pick(self.list_entries, 1000, 200).max(1),
             page_size: self.page_size.max(1),
+            scale_entries: self.scale_entries,
             duration: Duration::from_secs_f64(self.pick(self.duration_secs, 10.0, 2.0).max(0.1)),
             concurrency: self.concurrency.max(1),
             push_concurrency: self.push_concurrency.max(1),

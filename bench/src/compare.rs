@@ -359,6 +359,38 @@ fn ratio_rows(results: &[ScenarioResult], limits: &[LimitResult]) -> Vec<RatioRo
         let (o, r) = both(s, |r| r.p99_ms);
         add(s, "p99 ms", o, r, None, "-", None);
     }
+    for s in [
+        "tag-page",
+        "catalog-page",
+        "tag-page-scale",
+        "catalog-page-scale",
+    ] {
+        let (o, r) = both(s, throughput);
+        add(s, "pages/s", o, r, None, "-", None);
+        let (o, r) = both(s, |r| r.p50_ms);
+        add(s, "p50 ms", o, r, None, "-", None);
+    }
+    for (small, large) in [
+        ("tag-page", "tag-page-scale"),
+        ("catalog-page", "catalog-page-scale"),
+    ] {
+        let growth = |t: &str| {
+            ratio(
+                figure(results, t, large, |r| r.p50_ms),
+                figure(results, t, small, |r| r.p50_ms),
+            )
+        };
+        let (o, r) = (growth(OURS), growth(REFERENCE));
+        add(
+            large,
+            "p50 large ÷ p50 small list",
+            o,
+            r,
+            None,
+            "<= 1.5",
+            at_most(o, 1.5),
+        );
+    }
     let (o, r) = both("mixed", |r| r.mb_per_s);
     add("mixed", "MB/s", o, r, None, "-", None);
     let pushes = ["push-1", "push-4", "push-chunked", "big-push"];

@@ -87,11 +87,11 @@ pub async fn run_round(
     let ctx = Ctx::new(target, client, src, plan, round);
     let mut results = Vec::new();
     let mut failures = 0;
-    for &s in scenarios.iter().filter(|s| s.applies_to(target.kind)) {
+    for &s in scenarios.iter().filter(|s| s.applies_to(target.kind, plan)) {
         match run_scenario(target, &ctx, s).await {
             Ok(r) => {
                 eprintln!(
-                    "  {:<10} round {round} {:<14} {:>8.2}s  {}",
+                    "  {:<15} round {round} {:<18} {:>8.2}s  {}",
                     target.name,
                     s.name(),
                     r.secs,
@@ -106,7 +106,7 @@ pub async fn run_round(
             Err(e) => {
                 failures += 1;
                 eprintln!(
-                    "  {:<10} round {round} {:<14} FAILED: {e:#}",
+                    "  {:<15} round {round} {:<18} FAILED: {e:#}",
                     target.name,
                     s.name()
                 );

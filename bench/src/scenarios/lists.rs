@@ -1,12 +1,13 @@
-//! Read scenarios under concurrency: manifest HEAD/GET by tag, tag-list
-//! walks and catalog walks, each for a fixed time.
+//! Read scenarios under concurrency, each for a fixed time: manifest
+//! HEAD/GET by tag, tag-list and catalog walks (first page to last), and
+//! single pages at random offsets (`last=`) of a small and, for the scaling
+//! run, a large list.
 //!
-//! Fixtures (created untimed, only what is missing): repository `bench/tags`
-//! holding one small image under `list_entries` tags `t000000…`, and
-//! `list_entries` repositories `bench/cat/r000000…` with that image mounted
-//! from `bench/tags`. Repository names are chosen so that byte order and a
-//! directory walk's order agree. A complete walk must return every expected
-//! entry exactly once; entries out of lexical order are noted in the result.
+//! A complete walk must return every expected entry exactly once; entries
+//! out of lexical order, pages larger than `n` and pages that do not start
+//! right after `last` are noted in the result rather than failing it, because
+//! the reference registry does all three for tag lists and its figures are
+//! still wanted.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,121 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use tokio::task::JoinSet;
 
-use super::images::SmallImage;
-use super::{collect, for_duration, parallel, Ctx};
+use super::fixtures::{cat_repo, fixture, scale_repo, scale_tag, tag, SCALE_TAGS_REPO, TAGS_REPO};
+use super::{collect, for_duration, Ctx};
+use crate::content::Prng;
 use crate::registry::{self, get_page};
 use crate::report::Work;
-
-const TAGS_REPO: &str = "bench/tags";
-const FIXTURE_LAYER: usize = 4096;
-const SETUP_CONCURRENCY: usize = 8;
-
-fn tag(i: usize) -> String {
-    format!("t{i:06}")
-}
-
-fn cat_repo(i: usize) -> String {
-    format!("bench/cat/r{i:06}")
-}
-
-fn fixture() -> SmallImage {
-    SmallImage::new("fixture", FIXTURE_LAYER)
-}
-
-/// Every entry of a paginated list (untimed; pages of 100).
-async fn list_all(ctx: &Ctx, path: &str, field: &str) -> Result<Vec<String>> {
-    let mut url = Some(format!("{}{path}?n={}", ctx.base, ctx.plan.page_size));
-    let mut all = Vec::new();
-    if field == "tags" {
-        let first = url.as_deref().expect("set");
-        if ctx.client.get(first).send().await?.status() == StatusCode::NOT_FOUND {
-            return Ok(all); // the repository does not exist yet
-        }
-    }
-    while let Some(u) = url {
-        let page = get_page(&ctx.client, &ctx.base, &u, field).await?;
-        all.extend(page.entries);
-        url = page.next;
-    }
-    Ok(all)
-}
-
-/// Makes `bench/tags` hold the fixture image under every expected tag.
-pub async fn ensure_tags(ctx: &Ctx) -> Result<SmallImage> {
-    let img = fixture();
-    let path = format!("/v2/{TAGS_REPO}/tags/list");
-    let have: HashSet<String> = list_all(ctx, &path, "tags").await?.into_iter().collect();
-    let missing: Vec<String> = (0..ctx.plan.list_entries)
-        .map(tag)
-        .filter(|t| !have.contains(t))
-        .collect();
-    if missing.is_empty() {
-        return Ok(img);
-    }
-    img.push_blobs(&ctx.client, &ctx.base, TAGS_REPO).await?;
-    let (c, missing) = (ctx.clone(), Arc::new(missing));
-    let img2 = Arc::new(fixture());
-    parallel(SETUP_CONCURRENCY, missing.len(), move |i| {
-        let (c, missing, img) = (c.clone(), missing.clone(), img2.clone());
-        async move {
-            registry::put_manifest(
-                &c.client,
-                &c.base,
-                TAGS_REPO,
-                &missing[i],
-                &img.manifest,
-                &img.manifest_digest,
-            )
-            .await
-        }
-    })
-    .await?;
-    Ok(img)
-}
-
-/// Makes the catalog hold every `bench/cat/…` repository.
-pub async fn ensure_catalog(ctx: &Ctx) -> Result<()> {
-    let have: HashSet<String> = list_all(ctx, "/v2/_catalog", "repositories")
-        .await?
-        .into_iter()
-        .collect();
-    let missing: Vec<String> = (0..ctx.plan.list_entries)
-        .map(cat_repo)
-        .filter(|r| !have.contains(r))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let img = Arc::new(fixture());
-    img.push_blobs(&ctx.client, &ctx.base, TAGS_REPO).await?;
-    let (c, missing) = (ctx.clone(), Arc::new(missing));
-    parallel(SETUP_CONCURRENCY, missing.len(), move |i| {
-        let (c, missing, img) = (c.clone(), missing.clone(), img.clone());
-        async move {
-            let repo = &missing[i];
-            for (data, digest) in [
-                (&img.config, &img.config_digest),
-                (&img.layer, &img.layer_digest),
-            ] {
-                registry::mount_or_push(&c.client, &c.base, repo, TAGS_REPO, data, digest).await?;
-            }
-            registry::put_manifest(
-                &c.client,
-                &c.base,
-                repo,
-                "v1",
-                &img.manifest,
-                &img.manifest_digest,
-            )
-            .await
-        }
-    })
-    .await?;
-    Ok(())
-}
 
 /// HEAD or GET of manifests by tag (tags spread over the fixture's tags).
 pub async fn manifests(ctx: &Ctx, method: Method) -> Result<Work> {
@@ -284,4 +178,94 @@ async fn walk_once(
         url = page.next;
     }
     Ok(Some(all))
+}
+
+/// Single pages (n=page_size) starting after a random entry of a list of `n`
+/// entries named by `name`: what one page costs anywhere in the list.
+async fn random_pages(
+    ctx: &Ctx,
+    path: String,
+    field: &'static str,
+    n: usize,
+    name: fn(usize) -> String,
+) -> Result<Work> {
+    let notes = Arc::new(Mutex::new(BTreeSet::new()));
+    let items = Arc::new(AtomicU64::new(0));
+    let page = ctx.plan.page_size;
+    let span = n.saturating_sub(page + 1).max(1);
+    let (c, notes2, items2) = (ctx.clone(), notes.clone(), items.clone());
+    let latencies = for_duration(ctx.plan.concurrency, ctx.plan.duration, move |w, i| {
+        let pick = (Prng::new(((w as u64) << 32) | i as u64).next_u64() % span as u64) as usize;
+        let (c, notes, items) = (c.clone(), notes2.clone(), items2.clone());
+        let (last, next) = (name(pick), name(pick + 1));
+        let url = format!("{}{path}?n={page}&last={last}", c.base);
+        async move {
+            let p = get_page(&c.client, &c.base, &url, field).await?;
+            items.fetch_add(p.entries.len() as u64, Ordering::Relaxed);
+            let note = match p.entries.first() {
+                None => bail!("GET {url} -> an empty page, expected the entries after {last}"),
+                Some(_) if p.entries.len() > page => {
+                    format!(
+                        "server ignored n={page} and returned {} entries in one page",
+                        p.entries.len()
+                    )
+                }
+                Some(first) if *first != next => {
+                    format!("a page after {last} started with {first}, not {next}")
+                }
+                Some(_) => return Ok(()),
+            };
+            notes.lock().expect("lock").insert(note);
+            Ok(())
+        }
+    })
+    .await?;
+    let notes = notes.lock().expect("lock").iter().cloned().collect();
+    let items = items.load(Ordering::Relaxed);
+    Ok(Work {
+        ops: latencies.len() as u64,
+        unit: "pages",
+        items,
+        latencies,
+        notes,
+        ..Work::default()
+    })
+}
+
+pub async fn tag_pages(ctx: &Ctx) -> Result<Work> {
+    random_pages(
+        ctx,
+        format!("/v2/{TAGS_REPO}/tags/list"),
+        "tags",
+        ctx.plan.list_entries,
+        tag,
+    )
+    .await
+}
+
+pub async fn tag_pages_scale(ctx: &Ctx) -> Result<Work> {
+    let path = format!("/v2/{SCALE_TAGS_REPO}/tags/list");
+    random_pages(ctx, path, "tags", ctx.plan.scale_entries, scale_tag).await
+}
+
+pub async fn catalog_pages(ctx: &Ctx) -> Result<Work> {
+    random_pages(
+        ctx,
+        "/v2/_catalog".into(),
+        "repositories",
+        ctx.plan.list_entries,
+        cat_repo,
+    )
+    .await
+}
+
+pub async fn catalog_pages_scale(ctx: &Ctx) -> Result<Work> {
+    random_pages(
+        ctx,
+        "/v2/_catalog".into(),
+        "repositories",
+        ctx.plan.scale_entries,
+        scale_repo,
+    )
+    .await
 }

@@ -7,6 +7,7 @@
 //! same way whichever target it runs against.
 
 mod blobs;
+mod fixtures;
 mod images;
 mod lists;
 
@@ -41,6 +42,8 @@ pub struct Plan {
     /// Tags in the tag-list repository and repositories in the catalog.
     pub list_entries: usize,
     pub page_size: usize,
+    /// Tags and repositories of the scaling run's large lists (0: no scaling run).
+    pub scale_entries: usize,
     /// Length of each fixed-time scenario.
     pub duration: Duration,
     /// Concurrency of the manifest and list scenarios.
@@ -121,6 +124,10 @@ scenarios! {
     TagList => "tag-list": "walks of a 1000-tag list paged by n=100 following Link, fixed time",
     Catalog => "catalog": "walks of the catalog (1000 repositories) paged by n=100, fixed time",
     Mixed => "mixed": "2 streams pushing new blobs while 2 streams pull existing ones",
+    TagPage => "tag-page": "single tag-list pages (n=100) after a random last= of the 1000-tag list, fixed time",
+    CatalogPage => "catalog-page": "single catalog pages (n=100) after a random last=, fixed time",
+    TagPageScale => "tag-page-scale": "as tag-page on a list of --scale-entries tags (only with --scale-entries)",
+    CatalogPageScale => "catalog-page-scale": "as catalog-page over --scale-entries repositories (only with --scale-entries)",
 }
 
 impl Scenario {
@@ -141,10 +148,12 @@ impl Scenario {
         Scenario::ALL.iter().map(|s| s.name()).collect()
     }
 
-    /// Whether the scenario makes sense for a kind of target (nginx serves
-    /// files: only pulls).
-    pub fn applies_to(self, kind: TargetKind) -> bool {
+    /// Whether the scenario runs on a kind of target (nginx serves files:
+    /// only pulls) under this plan (the scaling run is opt-in).
+    pub fn applies_to(self, kind: TargetKind, plan: &Plan) -> bool {
+        let scaling = matches!(self, Scenario::TagPageScale | Scenario::CatalogPageScale);
         match kind {
+            _ if scaling && plan.scale_entries == 0 => false,
             TargetKind::Registry => true,
             TargetKind::StaticFiles => matches!(self, Scenario::Pull1 | Scenario::Pull4),
         }
@@ -155,8 +164,10 @@ impl Scenario {
         match self {
             Pull1 | Pull4 | Mixed => blobs::ensure_pull_blobs(ctx).await,
             BigPull => blobs::ensure_big_blob(ctx).await,
-            ManifestHead | ManifestGet | TagList => lists::ensure_tags(ctx).await.map(|_| ()),
-            Catalog => lists::ensure_catalog(ctx).await,
+            ManifestHead | ManifestGet | TagList | TagPage => fixtures::ensure_tags(ctx).await,
+            Catalog | CatalogPage => fixtures::ensure_catalog(ctx).await,
+            TagPageScale => fixtures::ensure_scale_tags(ctx).await,
+            CatalogPageScale => fixtures::ensure_scale_catalog(ctx).await,
             Push1 | Push4 | PushChunked => {
                 blobs::warm(ctx, ctx.plan.blob_size);
                 Ok(())
@@ -185,6 +196,10 @@ impl Scenario {
             TagList => lists::tag_list(ctx).await,
             Catalog => lists::catalog(ctx).await,
             Mixed => blobs::mixed(ctx).await,
+            TagPage => lists::tag_pages(ctx).await,
+            CatalogPage => lists::catalog_pages(ctx).await,
+            TagPageScale => lists::tag_pages_scale(ctx).await,
+            CatalogPageScale => lists::catalog_pages_scale(ctx).await,
         }
     }
 }
