@@ -15,10 +15,10 @@ use anyhow::Result;
 use tempfile::TempDir;
 
 use crate::cli::CompareArgs;
-use crate::report::{self, JsonOut, LimitResult, RatioRow, Record, ScenarioResult};
+use crate::report::{self, LimitResult, RatioRow, Record, ScenarioResult};
 use crate::scenarios::Scenario;
 use crate::target::{ensure_installed, Target};
-use crate::{blob_source, describe_target, http_client, limits, run_round};
+use crate::{blob_source, describe_target, http_client, limits, run_round, start_report};
 
 const OURS: &str = "artispace";
 const REFERENCE: &str = "docker-registry";
@@ -34,7 +34,7 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
     let common = &args.common;
     let plan = Arc::new(common.plan());
     let scenarios = common.scenarios()?;
-    let mut json = JsonOut::open(common.json_out.as_deref())?;
+    let mut json = start_report(common)?;
     ensure_installed("docker-registry", "docker-registry")?;
     if !args.no_nginx {
         ensure_installed("nginx", "nginx-light")?;

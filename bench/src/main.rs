@@ -11,6 +11,7 @@ mod cli;
 mod compare;
 mod content;
 mod limits;
+mod machine;
 mod proc_stats;
 mod registry;
 mod report;
@@ -145,7 +146,7 @@ async fn run(args: RunArgs) -> Result<bool> {
     let common = &args.common;
     let plan = Arc::new(common.plan());
     let scenarios = common.scenarios()?;
-    let mut json = JsonOut::open(common.json_out.as_deref())?;
+    let mut json = start_report(common)?;
     let src = blob_source(common.seed);
     let client = http_client()?;
     let target = artispace_target(common, args.url.as_deref(), args.pid, &args.name).await?;
@@ -169,6 +170,15 @@ async fn run(args: RunArgs) -> Result<bool> {
         println!("{failures} scenario run(s) failed; see the errors above");
     }
     Ok(failures == 0)
+}
+
+/// Opens the JSON lines file and records the machine in it and on stdout.
+pub fn start_report(common: &Common) -> Result<JsonOut> {
+    let mut json = JsonOut::open(common.json_out.as_deref())?;
+    let machine = machine::Machine::describe();
+    println!("{}", machine.summary());
+    json.write(&Record::Machine(&machine))?;
+    Ok(json)
 }
 
 pub fn describe_target(t: &Target) {

@@ -123,6 +123,7 @@ pub struct RatioRow {
 #[derive(Serialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record<'a> {
+    Machine(&'a crate::machine::Machine),
     Scenario(&'a ScenarioResult),
     Failure {
         target: &'a str,
