@@ -189,7 +189,7 @@ impl Registry {
         let size_of = |id: Uuid| files.iter().find(|f| f.id == id).map_or(0, |f| f.size);
 
         let mut removed = Removed::default();
-        for id in expired {
+        for &id in &expired {
             let session = self.session(id);
             // A session in use right now is not idle.
             let Ok(_state) = session.try_lock() else {
@@ -203,10 +203,12 @@ impl Registry {
             }
         }
         let expiry = self.config.upload_expiry;
-        for file in files
+        // Files of the sessions just removed are gone already.
+        let stray = files
             .iter()
-            .filter(|f| f.modified.elapsed().unwrap_or(Duration::ZERO) > expiry)
-        {
+            .filter(|f| !expired.contains(&f.id))
+            .filter(|f| f.modified.elapsed().unwrap_or(Duration::ZERO) > expiry);
+        for file in stray {
             let id = file.id;
             if self.metadata(move |m| m.upload(id)).await?.is_none() {
                 removed.add(file.size);
