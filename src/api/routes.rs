@@ -228,9 +228,10 @@ mod tests {
             }
         );
         assert_eq!(
-            code("/v2/a/blobs/uploads/../../etc"),
+            code("/v2/a/blobs/uploads/not-a-uuid"),
             ErrorCode::BlobUploadUnknown
         );
+        assert!(V2Route::parse("/v2/a/blobs/uploads/../../etc").is_err());
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn run_revoke(args: RevokeArgs) -> i32 {
             || format!("{removed} grant(s) of {subject} on {pattern} revoked"),
         );
         if removed == 0 {
-            return Err(Failure::refused(format!(
+            return Err(Failure::found(format!(
                 "{subject} has no such grant on {pattern} (see artispace user list)"
             )));
         }

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     /// Upload sessions idle for longer than this are removed (e.g. 30m, 24h).
-    #[arg(long, env = "ARTISPACE_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "ARTISPACE_UPLOAD_EXPIRY", default_value = "24h", value_parser = super::parse_duration)]
     pub upload_expiry: Duration,
 
     /// Allow deleting blobs and manifests through the API.
@@ -51,7 +51,7 @@ pub struct ServeArgs {
     pub anonymous_pull: bool,
 
     /// Lifetime of bearer tokens issued by /token.
-    #[arg(long, env = "ARTISPACE_TOKEN_EXPIRY", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "ARTISPACE_TOKEN_EXPIRY", default_value = "5m", value_parser = super::parse_duration)]
     pub token_expiry: Duration,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first); re-read on SIGHUP.
@@ -74,21 +74,17 @@ pub struct ServeArgs {
     pub tls_self_signed: bool,
 
     /// Close connections on which nothing moved for this long.
-    #[arg(long, env = "ARTISPACE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "ARTISPACE_IDLE_TIMEOUT", default_value = "60s", value_parser = super::parse_duration)]
     pub idle_timeout: Duration,
 
     /// Close connections whose request headers take longer than this to arrive.
-    #[arg(long, env = "ARTISPACE_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "ARTISPACE_HEADER_TIMEOUT", default_value = "30s", value_parser = super::parse_duration)]
     pub header_timeout: Duration,
 
     /// Uploads (blob or manifest bodies) one client address may run at once;
     /// more are refused with 429.
     #[arg(long, env = "ARTISPACE_MAX_UPLOADS_PER_CLIENT", default_value_t = 32)]
     pub max_uploads_per_client: usize,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 30m, 24h)"))
 }
 
 pub fn run(args: ServeArgs) -> i32 {

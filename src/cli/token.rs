@@ -116,7 +116,7 @@ pub fn run(args: TokenArgs) -> i32 {
                     || format!("token {name} revoked"),
                 );
                 if !revoked {
-                    return Err(Failure::refused(format!(
+                    return Err(Failure::found(format!(
                         "there is no live token named {name:?}"
                     )));
                 }

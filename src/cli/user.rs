@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::exit;
 use super::output::{runtime, CommonArgs, Output};
-use crate::access::{Access, AccessConfig, AccessError, GrantView, UserSummary};
+pub use super::store::Failure;
+use crate::access::{Access, AccessConfig, GrantView, UserSummary};
 use crate::registry::LocalStore;
 
 #[derive(Debug, Args)]
@@ -42,45 +43,6 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-}
-
-/// A command's failure: what to say and which exit code.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl From<AccessError> for Failure {
-    fn from(e: AccessError) -> Self {
-        let code = match e {
-            AccessError::UserExists(_)
-            | AccessError::UnknownUser(_)
-            | AccessError::TokenExists { .. }
-            | AccessError::AmbiguousToken(_) => exit::FOUND_PROBLEM,
-            _ => exit::USAGE,
-        };
-        Failure {
-            code,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl Failure {
-    pub fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            code: exit::USAGE,
-            message: message.into(),
-        }
-    }
-
-    pub fn refused(message: impl Into<String>) -> Failure {
-        Failure {
-            code: exit::FOUND_PROBLEM,
-            message: message.into(),
-        }
-    }
 }
 
 /// Runs an account command on a fresh runtime and turns its outcome into an

@@ -1,0 +1,334 @@
+//! `HEAD|GET|DELETE /v2/<name>/blobs/<digest>`: headers, ranges, links per
+//! repository, deletion, and a large blob round trip.
+
+use futures_util::StreamExt;
+use sha2::{Digest as _, Sha256};
+
+use crate::common::{
+    assert_oci_error, fill_random, header, hex, random_bytes, sha256_digest, TestServer, Xorshift,
+};
+
+async fn server_with_blob(data: &[u8]) -> (TestServer, String) {
+    let server = TestServer::start().await;
+    let digest = server.push_blob("repo", data).await;
+    (server, digest)
+}
+
+async fn get_range(server: &TestServer, digest: &str, range: &str) -> reqwest::Response {
+    server
+        .client
+        .get(server.url(&format!("/v2/repo/blobs/{digest}")))
+        .header("range", range)
+        .send()
+        .await
+        .expect("GET with Range")
+}
+
+#[tokio::test]
+async fn blob_head_has_length_digest_etag_and_accept_ranges() {
+    let data = random_bytes(10, 3000);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = server.head(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("3000"));
+    assert_eq!(
+        header(&resp, "docker-content-digest").as_deref(),
+        Some(&*digest)
+    );
+    assert_eq!(
+        header(&resp, "etag").as_deref(),
+        Some(&*format!("\"{digest}\""))
+    );
+    assert_eq!(header(&resp, "accept-ranges").as_deref(), Some("bytes"));
+    assert_eq!(
+        header(&resp, "content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    assert!(resp.bytes().await.unwrap().is_empty(), "HEAD has no body");
+}
+
+#[tokio::test]
+async fn blob_get_returns_the_exact_bytes_with_headers() {
+    let data = random_bytes(11, 5000);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("5000"));
+    assert_eq!(
+        header(&resp, "docker-content-digest").as_deref(),
+        Some(&*digest)
+    );
+    assert_eq!(
+        header(&resp, "etag").as_deref(),
+        Some(&*format!("\"{digest}\""))
+    );
+    assert_eq!(header(&resp, "accept-ranges").as_deref(), Some("bytes"));
+    assert_eq!(
+        header(&resp, "content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(resp.bytes().await.unwrap(), data);
+}
+
+#[tokio::test]
+async fn empty_blob_round_trips() {
+    let (server, digest) = server_with_blob(b"").await;
+    let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("0"));
+    assert!(resp.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn range_a_to_b_is_206_with_content_range() {
+    let data = random_bytes(12, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = get_range(&server, &digest, "bytes=10-19").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        header(&resp, "content-range").as_deref(),
+        Some("bytes 10-19/100")
+    );
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("10"));
+    assert_eq!(resp.bytes().await.unwrap(), &data[10..20]);
+}
+
+#[tokio::test]
+async fn range_of_one_byte_is_206() {
+    let data = random_bytes(13, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = get_range(&server, &digest, "bytes=0-0").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        header(&resp, "content-range").as_deref(),
+        Some("bytes 0-0/100")
+    );
+    assert_eq!(resp.bytes().await.unwrap(), &data[..1]);
+}
+
+#[tokio::test]
+async fn open_ended_range_is_206_to_the_end() {
+    let data = random_bytes(14, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = get_range(&server, &digest, "bytes=90-").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        header(&resp, "content-range").as_deref(),
+        Some("bytes 90-99/100")
+    );
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("10"));
+    assert_eq!(resp.bytes().await.unwrap(), &data[90..]);
+}
+
+#[tokio::test]
+async fn suffix_range_is_206_with_the_last_bytes() {
+    let data = random_bytes(15, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = get_range(&server, &digest, "bytes=-25").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        header(&resp, "content-range").as_deref(),
+        Some("bytes 75-99/100")
+    );
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("25"));
+    assert_eq!(resp.bytes().await.unwrap(), &data[75..]);
+}
+
+/// RFC 9110 §14.1.2: a last position past the end means "to the end".
+#[tokio::test]
+async fn range_ending_past_the_blob_is_clamped_to_its_end() {
+    let data = random_bytes(16, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = get_range(&server, &digest, "bytes=50-1000").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        header(&resp, "content-range").as_deref(),
+        Some("bytes 50-99/100")
+    );
+    assert_eq!(resp.bytes().await.unwrap(), &data[50..]);
+}
+
+#[tokio::test]
+async fn range_starting_past_the_end_is_416_with_content_range_star() {
+    let data = random_bytes(17, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    for range in ["bytes=100-", "bytes=100-200", "bytes=5000-6000"] {
+        let resp = get_range(&server, &digest, range).await;
+        assert_eq!(resp.status(), 416, "Range: {range}");
+        assert_eq!(
+            header(&resp, "content-range").as_deref(),
+            Some("bytes */100"),
+            "Range: {range}"
+        );
+        assert_oci_error(resp, 416, "RANGE_INVALID").await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_blob_is_blob_unknown() {
+    let (server, _) = server_with_blob(b"something").await;
+    let digest = sha256_digest(b"never pushed");
+    let path = format!("/v2/repo/blobs/{digest}");
+    assert_eq!(server.head(&path).await.status(), 404);
+    assert_oci_error(server.get(&path).await, 404, "BLOB_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn blob_in_unknown_repository_is_blob_unknown() {
+    let (server, digest) = server_with_blob(b"something").await;
+    let path = format!("/v2/no/such/repo/blobs/{digest}");
+    assert_eq!(server.head(&path).await.status(), 404);
+    assert_oci_error(server.get(&path).await, 404, "BLOB_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn blob_linked_only_in_another_repository_is_blob_unknown() {
+    let server = TestServer::start().await;
+    let digest = server.push_blob("one", b"private to one").await;
+    server.push_blob("two", b"something else").await;
+    let path = format!("/v2/two/blobs/{digest}");
+    assert_eq!(server.head(&path).await.status(), 404);
+    assert_oci_error(server.get(&path).await, 404, "BLOB_UNKNOWN").await;
+}
+
+#[tokio::test]
+async fn blob_pushed_to_two_repositories_is_stored_once() {
+    let server = TestServer::start().await;
+    let data = random_bytes(18, 4096);
+    let digest = server.push_blob("one", &data).await;
+    server.push_blob("two", &data).await;
+    let hex = &digest["sha256:".len()..];
+    let path = server.root().join("blobs/sha256").join(&hex[..2]).join(hex);
+    assert_eq!(std::fs::read(&path).expect("blob file under root"), data);
+    let copies = walk_files(&server.root().join("blobs"))
+        .into_iter()
+        .filter(|p| std::fs::read(p).map(|b| b == data).unwrap_or(false))
+        .count();
+    assert_eq!(copies, 1, "the blob is stored {copies} times");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn blob_delete_is_202_and_unlinks_only_from_that_repository() {
+    let server = TestServer::start().await;
+    let data = random_bytes(19, 2048);
+    let digest = server.push_blob("one", &data).await;
+    server.push_blob("two", &data).await;
+    let resp = server.delete(&format!("/v2/one/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 202);
+    let gone = server.get(&format!("/v2/one/blobs/{digest}")).await;
+    assert_oci_error(gone, 404, "BLOB_UNKNOWN").await;
+    let kept = server.get(&format!("/v2/two/blobs/{digest}")).await;
+    assert_eq!(kept.status(), 200);
+    assert_eq!(kept.bytes().await.unwrap(), data);
+}
+
+#[tokio::test]
+async fn blob_delete_of_unlinked_blob_is_blob_unknown() {
+    let server = TestServer::start().await;
+    let digest = server.push_blob("one", b"only in one").await;
+    server.push_blob("two", b"two's own").await;
+    let resp = server.delete(&format!("/v2/two/blobs/{digest}")).await;
+    assert_oci_error(resp, 404, "BLOB_UNKNOWN").await;
+    let resp = server.get(&format!("/v2/one/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200, "a refused delete must not unlink");
+}
+
+#[tokio::test]
+async fn blob_delete_when_disabled_is_405_unsupported() {
+    let server = TestServer::start_with(&["--delete-enabled", "false"]).await;
+    let data = b"undeletable";
+    let digest = server.push_blob("repo", data).await;
+    let resp = server.delete(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_oci_error(resp, 405, "UNSUPPORTED").await;
+    let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), &data[..]);
+}
+
+#[tokio::test]
+async fn manifest_digest_is_served_by_the_blob_endpoint() {
+    let server = TestServer::start().await;
+    let image = server.push_image("repo", "latest", 20).await;
+    let resp = server
+        .get(&format!("/v2/repo/blobs/{}", image.digest))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "docker-content-digest").as_deref(),
+        Some(&*image.digest)
+    );
+    assert_eq!(resp.bytes().await.unwrap(), image.manifest);
+}
+
+#[tokio::test]
+async fn manifest_digest_on_blob_endpoint_respects_the_repository() {
+    let server = TestServer::start().await;
+    let image = server.push_image("one", "latest", 21).await;
+    server.push_image("two", "latest", 22).await;
+    let resp = server.get(&format!("/v2/two/blobs/{}", image.digest)).await;
+    assert_oci_error(resp, 404, "BLOB_UNKNOWN").await;
+}
+
+const LARGE_BLOB_SIZE: usize = 64 * 1024 * 1024;
+const LARGE_CHUNK_SIZE: usize = 8 * 1024 * 1024;
+
+/// 64 MiB of pseudo-random data, pushed in 8 MiB PATCHes generated on the
+/// fly and pulled back as a stream; both sides are compared by sha256 and
+/// length, so no more than one chunk is ever held in memory.
+#[tokio::test]
+async fn blob_of_64_mib_round_trips_byte_exact() {
+    let server = TestServer::start().await;
+    let mut rng = Xorshift::new(64);
+    let mut hasher = Sha256::new();
+    let mut location = server.start_upload("big").await;
+    let mut chunk = vec![0u8; LARGE_CHUNK_SIZE];
+    for index in 0..LARGE_BLOB_SIZE / LARGE_CHUNK_SIZE {
+        fill_random(&mut rng, &mut chunk);
+        hasher.update(&chunk);
+        let start = (index * LARGE_CHUNK_SIZE) as u64;
+        let end = start + LARGE_CHUNK_SIZE as u64 - 1;
+        let resp = server
+            .patch_chunk(&location, chunk.clone(), Some((start, end)))
+            .await;
+        assert_eq!(resp.status(), 202, "PATCH {start}-{end}");
+        assert_eq!(
+            header(&resp, "range").as_deref(),
+            Some(&*format!("0-{end}"))
+        );
+        location = header(&resp, "location").expect("Location after PATCH");
+    }
+    drop(chunk);
+    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    let resp = server.put_upload(&location, &digest, Vec::new()).await;
+    assert_eq!(resp.status(), 201);
+
+    let resp = server.get(&format!("/v2/big/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "content-length"),
+        Some(LARGE_BLOB_SIZE.to_string())
+    );
+    let mut stream = resp.bytes_stream();
+    let mut downloaded = Sha256::new();
+    let mut length = 0usize;
+    while let Some(piece) = stream.next().await {
+        let piece = piece.expect("read blob body");
+        length += piece.len();
+        downloaded.update(&piece);
+    }
+    assert_eq!(length, LARGE_BLOB_SIZE);
+    assert_eq!(format!("sha256:{}", hex(&downloaded.finalize())), digest);
+}
