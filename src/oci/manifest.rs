@@ -15,6 +15,10 @@ use super::media_types::{self as mt};
 
 /// Largest manifest body the registry accepts (4 MiB, as the spec suggests).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Deepest nesting of JSON objects and arrays accepted in a manifest. Real
+/// manifests nest four or five levels; the limit keeps hostile documents
+/// from costing deep recursion, and says so clearly.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManifestKind {
@@ -74,6 +78,37 @@ pub enum ManifestError {
     MissingManifests,
     #[error("descriptor {field}: {reason}")]
     BadDescriptor { field: String, reason: String },
+    #[error("manifest JSON nests deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+}
+
+/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`], by a scan that
+/// needs no recursion (brackets inside strings do not count).
+pub fn check_depth(bytes: &[u8]) -> Result<(), ManifestError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(ManifestError::TooDeep);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -123,6 +158,7 @@ impl RawDescriptor {
 
 /// Parses `bytes` pushed with the given Content-Type.
 pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, ManifestError> {
+    check_depth(bytes)?;
     let raw: RawManifest =
         serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
     let header = content_type.map(mt::essence).filter(|h| !h.is_empty());
@@ -268,6 +304,26 @@ mod tests {
             Some(mt::DOCKER_MANIFEST),
         );
         assert!(matches!(err, Err(ManifestError::MediaTypeMismatch { .. })));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_depth(nest(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            check_depth(nest(MAX_JSON_DEPTH + 1).as_bytes()),
+            Err(ManifestError::TooDeep)
+        );
+        let quoted = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(
+            check_depth(quoted.as_bytes()).is_ok(),
+            "brackets in strings do not count"
+        );
+        let body = format!(
+            r#"{{"schemaVersion":2,"annotations":{{"x":{}}}}}"#,
+            nest(200)
+        );
+        assert_eq!(parse(body.as_bytes(), None), Err(ManifestError::TooDeep));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::common::{
 
 /// A skopeo that is missing fails the test: the CI script installs it, and a
 /// silently skipped client test would prove nothing.
-fn skopeo() -> Command {
+pub(crate) fn skopeo() -> Command {
     match Command::new("skopeo").arg("--version").output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
@@ -28,7 +28,7 @@ fn skopeo() -> Command {
     Command::new("skopeo")
 }
 
-fn run(mut cmd: Command, what: &str) -> Vec<u8> {
+pub(crate) fn run(mut cmd: Command, what: &str) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
@@ -74,7 +74,7 @@ fn tar_with_one_file(name: &str, content: &[u8]) -> Vec<u8> {
 
 /// Writes an OCI image layout with one image tagged `v1`; returns the
 /// manifest bytes.
-fn write_oci_layout(dir: &Path) -> Vec<u8> {
+pub(crate) fn write_oci_layout(dir: &Path) -> Vec<u8> {
     let layer = tar_with_one_file("hello.txt", b"hello from artispace\n");
     let config = json_bytes(&json!({
         "architecture": "amd64",
@@ -103,7 +103,7 @@ fn write_oci_layout(dir: &Path) -> Vec<u8> {
 }
 
 /// The manifest digest an OCI layout's index.json gives for tag `v1`.
-fn layout_manifest_digest(dir: &Path) -> String {
+pub(crate) fn layout_manifest_digest(dir: &Path) -> String {
     let index: Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let entry = index["manifests"]

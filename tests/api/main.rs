@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod auth;
 mod base;
 mod blobs;
 mod clients;

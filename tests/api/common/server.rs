@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub root_subdir: Option<String>,
     /// `--log-level`, `warn` unless set.
     pub log_level: Option<String>,
+    /// For HTTPS servers: the CA certificate (PEM) the test client trusts.
+    pub trust_pem: Option<Vec<u8>>,
 }
 
 impl ServerConfig {
@@ -70,11 +72,16 @@ impl TestServer {
             None => root_dir.path().to_path_buf(),
         };
         let log_dir = tempfile::tempdir().expect("create log directory");
-        let client = Client::builder()
+        let mut client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("build reqwest client");
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(pem) = &config.trust_pem {
+            let ca = reqwest::Certificate::from_pem(pem).expect("the test CA is PEM");
+            client = client
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca);
+        }
+        let client = client.build().expect("build reqwest client");
         let mut server = TestServer {
             client,
             base: String::new(),
@@ -95,7 +102,9 @@ impl TestServer {
 
     /// `127.0.0.1:PORT`, the registry host as clients write it.
     pub fn host(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -226,7 +235,8 @@ impl Drop for TestServer {
 }
 
 /// Starts `artispace serve` and reads its port from the one line it prints on
-/// stdout: `artispace listening on http://127.0.0.1:PORT`.
+/// stdout: `artispace listening on http://127.0.0.1:PORT` (`https://` with
+/// TLS).
 fn spawn(root: &Path, log_path: &Path, config: &ServerConfig) -> (Child, String) {
     let log = OpenOptions::new()
         .create(true)
@@ -279,11 +289,13 @@ fn spawn(root: &Path, log_path: &Path, config: &ServerConfig) -> (Child, String)
             );
         }
     };
-    let port = line
-        .strip_prefix("artispace listening on http://127.0.0.1:")
-        .and_then(|p| p.trim().parse::<u16>().ok());
-    match port {
-        Some(port) => (child, format!("http://127.0.0.1:{port}")),
+    let listening = line
+        .strip_prefix("artispace listening on ")
+        .and_then(|url| url.split_once("://127.0.0.1:"))
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+        .and_then(|(scheme, port)| Some((scheme, port.trim().parse::<u16>().ok()?)));
+    match listening {
+        Some((scheme, port)) => (child, format!("{scheme}://127.0.0.1:{port}")),
         None => {
             let _ = child.kill();
             let _ = child.wait();
