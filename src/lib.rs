@@ -13,6 +13,8 @@
 pub mod access;
 pub mod api;
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 pub mod metadata;
 pub mod oci;

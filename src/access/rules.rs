@@ -126,6 +126,9 @@ pub enum RuleError {
     InvalidPattern(String),
 }
 
+/// Most `**` components one pattern may have.
+const MAX_ANY_DEPTH: usize = 2;
+
 /// A repository pattern, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoPattern(String);
@@ -165,13 +168,29 @@ fn match_components(pattern: &[&str], name: &[&str]) -> bool {
     }
 }
 
-/// `*` matches any run of characters within one component.
+/// `*` matches any run of characters within one component. Iterative, with
+/// one backtracking point, so it costs at most `glob.len() * text.len()`.
 fn glob_matches(glob: &[u8], text: &[u8]) -> bool {
-    match glob.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| glob_matches(rest, &text[skip..])),
-        Some((c, rest)) => text.first() == Some(c) && glob_matches(rest, &text[1..]),
+    let (mut g, mut t) = (0, 0);
+    // The last '*' seen and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if glob.get(g) == Some(&b'*') {
+            star = Some((g, t));
+            g += 1;
+        } else if glob.get(g) == Some(&text[t]) {
+            g += 1;
+            t += 1;
+        } else if let Some((star_g, star_t)) = star {
+            // Let the '*' swallow one more character and retry.
+            g = star_g + 1;
+            t = star_t + 1;
+            star = Some((star_g, star_t + 1));
+        } else {
+            return false;
+        }
     }
+    glob[g..].iter().all(|&c| c == b'*')
 }
 
 impl FromStr for RepoPattern {
@@ -188,6 +207,11 @@ impl FromStr for RepoPattern {
         if !s.contains('*') {
             s.parse::<RepoName>().map_err(|_| invalid())?;
             return Ok(RepoPattern(s.to_owned()));
+        }
+        // Each '**' multiplies the ways a name can be split; two are plenty
+        // and keep matching cheap.
+        if s.split('/').filter(|c| *c == "**").count() > MAX_ANY_DEPTH {
+            return Err(invalid());
         }
         for component in s.split('/') {
             if component == "**" {
@@ -276,6 +300,14 @@ mod tests {
         assert!(matches("john/app-*", "john/app-web"));
         assert!(!matches("john/app-*", "john/api"));
         assert!(matches("*/busybox", "library/busybox"));
+        assert!(matches("a/*-*-*", "a/x-y-z"));
+        assert!(!matches("a/*-*-*", "a/x-y"));
+        assert!(matches("a/*", "a/x"));
+        let many_stars = format!("a/{}b", "*a".repeat(40));
+        assert!(
+            !matches(&many_stars, &format!("a/{}", "a".repeat(200))),
+            "stays fast too"
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// For HTTPS servers: the CA certificate (PEM) the test client trusts.
     pub trust_pem: Option<Vec<u8>>,
+    /// For HTTPS servers with a certificate no CA vouches for (self-signed):
+    /// the test client accepts any; the test checks the certificate itself.
+    pub trust_any_certificate: bool,
 }
 
 impl ServerConfig {
@@ -80,6 +83,9 @@ impl TestServer {
             client = client
                 .tls_built_in_root_certs(false)
                 .add_root_certificate(ca);
+        }
+        if config.trust_any_certificate {
+            client = client.danger_accept_invalid_certs(true);
         }
         let client = client.build().expect("build reqwest client");
         let mut server = TestServer {

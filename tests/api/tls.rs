@@ -1,0 +1,459 @@
+//! HTTPS: certificates made here (a test CA and a leaf for 127.0.0.1),
+//! TLS 1.2 and 1.3 only, the self-signed mode, reloading on SIGHUP without
+//! dropping connections, and skopeo pushing and pulling through token auth
+//! over TLS.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::tls::Version;
+use rustls_pki_types::pem::PemObject as _;
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+
+use crate::auth::{add_user, grant};
+use crate::clients::{layout_manifest_digest, run, skopeo, write_oci_layout};
+use crate::common::{sha256_digest, ServerConfig, TestServer};
+
+/// A CA and a server certificate it signed, as PEM files in a directory.
+struct TestPki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+}
+
+impl TestPki {
+    fn new(name: &str) -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("artispace test CA {name}"),
+        );
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.crt"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), leaf_key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+        TestPki {
+            dir,
+            ca_pem: ca.pem(),
+        }
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("server.crt")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+
+    /// A directory holding only `ca.crt`, as containers tools want it.
+    fn ca_dir(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.crt"), &self.ca_pem).unwrap();
+        dir
+    }
+}
+
+async fn start_tls(pki: &TestPki, cert: &Path, key: &Path, extra: &[&str]) -> TestServer {
+    let mut args = vec![
+        "--tls-cert".to_owned(),
+        cert.display().to_string(),
+        "--tls-key".to_owned(),
+        key.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    TestServer::start_configured(ServerConfig {
+        args,
+        trust_pem: Some(pki.ca_pem.clone().into_bytes()),
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+fn client_trusting(ca_pem: &str, version: Option<Version>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(30));
+    if let Some(version) = version {
+        builder = builder.min_tls_version(version).max_tls_version(version);
+    }
+    builder.build().unwrap()
+}
+
+/// Whether `openssl s_client` completes a handshake with `flag` (`-tls1_2`…).
+fn openssl_handshake(host: &str, flag: &str) -> bool {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            host,
+            flag,
+            "-cipher",
+            "DEFAULT:@SECLEVEL=0",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("BEGIN CERTIFICATE") && out.status.success()
+}
+
+#[tokio::test]
+async fn https_with_a_certificate_made_in_the_test() {
+    let pki = TestPki::new("one");
+    let server = start_tls(&pki, &pki.cert(), &pki.key(), &[]).await;
+    assert!(server.url("/").starts_with("https://"));
+    assert_eq!(server.get("/v2/").await.status(), 200);
+    let image = server.push_image("tls/app", "v1", 7).await;
+    let resp = server.get("/v2/tls/app/manifests/v1").await;
+    assert_eq!(resp.bytes().await.unwrap(), image.manifest);
+
+    for version in [Version::TLS_1_2, Version::TLS_1_3] {
+        let client = client_trusting(&pki.ca_pem, Some(version));
+        let resp = client.get(server.url("/v2/")).send().await;
+        assert!(
+            resp.is_ok_and(|r| r.status() == 200),
+            "{version:?} must work"
+        );
+    }
+    // TLS 1.1 is refused; TLS 1.2 from the same tool works (so the refusal
+    // is the server's, not the tool's).
+    let host = server.host().to_owned();
+    let (old, current) = tokio::task::spawn_blocking(move || {
+        (
+            openssl_handshake(&host, "-tls1_1"),
+            openssl_handshake(&host, "-tls1_2"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(current, "openssl could not do TLS 1.2 with the server");
+    assert!(!old, "the server accepted TLS 1.1");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = reqwest::Client::new()
+        .get(server.url("/v2/").replace("https://", "http://"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
+}
+
+#[tokio::test]
+async fn self_signed_mode_generates_keeps_and_prints_its_certificate() {
+    let mut server = TestServer::start_configured(ServerConfig {
+        args: vec!["--tls-self-signed".to_owned()],
+        trust_any_certificate: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    // No CA to trust: check the certificate by its fingerprint instead.
+    let cert_path = server.root().join("tls/self-signed.crt");
+    let pem = std::fs::read(&cert_path).expect("the certificate is kept in the root");
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+    let fingerprint = Sha256::digest(der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert!(
+        server.log().contains(&fingerprint),
+        "the fingerprint {fingerprint} is printed; log:\n{}",
+        server.log()
+    );
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(server.root().join("tls/self-signed.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+    let served = served_certificate(server.host()).await;
+    assert_eq!(
+        served,
+        der.as_ref(),
+        "the server serves the kept certificate"
+    );
+    // The same certificate after a restart.
+    server.restart().await;
+    assert_eq!(served_certificate(server.host()).await, der.as_ref());
+}
+
+/// Accepts any certificate and keeps the one presented.
+#[derive(Debug)]
+struct Capture(
+    std::sync::Mutex<Vec<u8>>,
+    Arc<rustls::crypto::CryptoProvider>,
+);
+
+impl rustls::client::danger::ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap() = end_entity.as_ref().to_vec();
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+async fn served_certificate(host: &str) -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let capture = Arc::new(Capture(std::sync::Mutex::new(Vec::new()), provider.clone()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(capture.clone())
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let _tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let der = capture.0.lock().unwrap().clone();
+    der
+}
+
+/// A TLS connection to the server trusting only `ca_pem`.
+async fn connect(
+    host: &str,
+    ca_pem: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(host).await?;
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+/// Sends `GET /v2/` on an open connection and returns the status line.
+async fn get_base<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> String {
+    stream
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The answer to /v2/ is small: read until its 2-byte body `{}` arrived.
+    while !response.ends_with(b"{}") {
+        let n = stream.read(&mut buf).await.expect("read the response");
+        assert!(
+            n > 0,
+            "the connection closed: {}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&response)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn sighup_rereads_the_certificate_and_keeps_open_connections() {
+    let first = TestPki::new("first");
+    let second = TestPki::new("second");
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key) = (work.path().join("tls.crt"), work.path().join("tls.key"));
+    std::fs::copy(first.cert(), &cert).unwrap();
+    std::fs::copy(first.key(), &key).unwrap();
+    let server = start_tls(&first, &cert, &key, &[]).await;
+
+    let mut open = connect(server.host(), &first.ca_pem)
+        .await
+        .expect("trusting the first CA");
+    assert_eq!(get_base(&mut open).await, "HTTP/1.1 200 OK");
+    assert!(connect(server.host(), &second.ca_pem).await.is_err());
+
+    std::fs::copy(second.cert(), &cert).unwrap();
+    std::fs::copy(second.key(), &key).unwrap();
+    server.send_signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while connect(server.host(), &second.ca_pem).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served after SIGHUP; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        connect(server.host(), &first.ca_pem).await.is_err(),
+        "the old certificate is gone"
+    );
+    assert_eq!(
+        get_base(&mut open).await,
+        "HTTP/1.1 200 OK",
+        "the open connection survived"
+    );
+
+    // A broken file on the next SIGHUP keeps the current certificate.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    server.send_signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut again = connect(server.host(), &second.ca_pem)
+        .await
+        .expect("still the second certificate");
+    assert_eq!(get_base(&mut again).await, "HTTP/1.1 200 OK");
+}
+
+#[tokio::test]
+async fn skopeo_pushes_and_pulls_through_token_auth_over_tls() {
+    let pki = TestPki::new("skopeo");
+    let server = TestServer::start_configured(ServerConfig {
+        args: vec![
+            "--tls-cert".to_owned(),
+            pki.cert().display().to_string(),
+            "--tls-key".to_owned(),
+            pki.key().display().to_string(),
+        ],
+        trust_pem: Some(pki.ca_pem.clone().into_bytes()),
+        log_level: Some("info".to_owned()),
+        ..ServerConfig::default()
+    })
+    .await;
+    add_user(&server, "ci", "ci-password").await;
+    grant(&server, "ci", "team/**", "push").await;
+    let certs = pki.ca_dir();
+    let work = tempfile::tempdir().unwrap();
+    let (source, pulled) = (work.path().join("source"), work.path().join("pulled"));
+    let policy = work.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let manifest = write_oci_layout(&source);
+    let remote = format!("docker://{}/team/app:v1", server.host());
+    let copy = |args: &[&str], from: String, to: String| {
+        let mut cmd = skopeo();
+        cmd.env("HOME", work.path())
+            .arg("--policy")
+            .arg(&policy)
+            .arg("copy")
+            .args(args)
+            .arg(from)
+            .arg(to);
+        cmd
+    };
+    let cert_dir = certs.path().display().to_string();
+
+    // Without credentials the push is refused.
+    let out = copy(
+        &["--dest-cert-dir", &cert_dir],
+        format!("oci:{}:v1", source.display()),
+        remote.clone(),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "an anonymous push must fail");
+
+    let push = copy(
+        &[
+            "--preserve-digests",
+            "--dest-cert-dir",
+            &cert_dir,
+            "--dest-creds",
+            "ci:ci-password",
+        ],
+        format!("oci:{}:v1", source.display()),
+        remote.clone(),
+    );
+    run(
+        push,
+        "skopeo copy into artispace with --dest-creds over TLS",
+    );
+    let pull = copy(
+        &[
+            "--preserve-digests",
+            "--src-cert-dir",
+            &cert_dir,
+            "--src-creds",
+            "ci:ci-password",
+        ],
+        remote.clone(),
+        format!("oci:{}:v1", pulled.display()),
+    );
+    run(
+        pull,
+        "skopeo copy out of artispace with --src-creds over TLS",
+    );
+    assert_eq!(layout_manifest_digest(&pulled), sha256_digest(&manifest));
+
+    // skopeo went through the token server, and was challenged first.
+    let log = server.log();
+    assert!(
+        log.contains("path=/token") && log.contains("status=200"),
+        "no token request in the log:\n{log}"
+    );
+    assert!(
+        log.contains("status=401"),
+        "no challenge in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("ci-password"),
+        "the password must never be logged"
+    );
+}
