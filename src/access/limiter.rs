@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// Keys tracked at most; past that, expired ones are dropped first.
 const MAX_KEYS: usize = 50_000;
+/// User names are kept to this many bytes (valid ones are shorter), so
+/// made-up huge names cannot fill memory.
+const MAX_KEY_NAME: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
@@ -32,6 +35,14 @@ impl Default for LoginLimits {
             window: Duration::from_secs(60),
         }
     }
+}
+
+fn key_name(user: &str) -> String {
+    let mut end = user.len().min(MAX_KEY_NAME);
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    user[..end].to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,7 +69,7 @@ impl LoginLimiter {
 
     fn keys(address: IpAddr, user: &str) -> [(Key, Budget); 2] {
         [
-            (Key::User(address, user.to_owned()), |l| l.per_user),
+            (Key::User(address, key_name(user)), |l| l.per_user),
             (Key::Address(address), |l| l.per_address),
         ]
     }
@@ -109,7 +120,7 @@ impl LoginLimiter {
 
     pub fn record_success(&self, address: IpAddr, user: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        failures.remove(&Key::User(address, user.to_owned()));
+        failures.remove(&Key::User(address, key_name(user)));
     }
 
     fn forget_old(&self, times: &mut VecDeque<Instant>, now: Instant) {

@@ -172,6 +172,12 @@ impl Caller {
         self.open
     }
 
+    /// Whether the caller presented a valid bearer token (possibly an
+    /// anonymous one).
+    pub fn has_bearer(&self) -> bool {
+        self.bearer.is_some()
+    }
+
     pub fn decide(&self, repo: &RepoName, needed: Actions) -> Decision {
         if self.open {
             return Decision::Allowed;

@@ -246,8 +246,12 @@ impl FromRequestParts<AppState> for Authorized {
         let route = V2Route::parse(parts.uri.path())?;
         match &route {
             V2Route::Base => {
-                // Clients probe /v2/ to learn whether and how to log in.
-                if !caller.is_open() && caller.identity == Identity::Anonymous {
+                // Clients probe /v2/ to learn whether and how to log in; any
+                // valid token (even an anonymous one) answers that.
+                if !caller.is_open()
+                    && caller.identity == Identity::Anonymous
+                    && !caller.has_bearer()
+                {
                     return Err(challenge(state, parts, None, None));
                 }
             }

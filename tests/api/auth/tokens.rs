@@ -220,6 +220,9 @@ async fn anonymous_tokens_carry_what_anonymous_callers_may_do() {
     )
     .await;
     assert_oci_error(resp, 401, "UNAUTHORIZED").await;
+    // A valid anonymous token passes the /v2/ probe.
+    let resp = send(&server, Method::GET, "/v2/", Some(&bearer(token))).await;
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
