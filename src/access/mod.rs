@@ -235,7 +235,12 @@ pub struct Access {
     hashing: tokio::sync::Semaphore,
     /// When each access token's use was last recorded (to write rarely).
     touched: Mutex<HashMap<i64, Instant>>,
+    /// When the store last said that users exist.
+    secured_seen: Mutex<Option<Instant>>,
 }
+
+/// How long a "users exist" answer is reused.
+const SECURED_REUSE: Duration = Duration::from_secs(1);
 
 impl Access {
     /// Access control for the admin commands: no tokens are signed.
@@ -249,6 +254,7 @@ impl Access {
             verified: VerifiedPasswords::default(),
             hashing: tokio::sync::Semaphore::new(hashers),
             touched: Mutex::new(HashMap::new()),
+            secured_seen: Mutex::new(None),
         }
     }
 
@@ -264,8 +270,39 @@ impl Access {
     }
 
     /// Whether no user exists, so that everything is allowed.
+    ///
+    /// Users are added by other processes (the admin commands), so this is
+    /// asked of the store; a "users exist" answer is trusted for a second,
+    /// which spares most requests the read. An "open" answer is never
+    /// reused: the first user must take effect at once.
     pub async fn is_open(&self) -> Result<bool, AccessError> {
-        Ok(!self.accounts(|a| a.has_users()).await?)
+        let recently_secured = self
+            .secured_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < SECURED_REUSE);
+        if recently_secured {
+            return Ok(false);
+        }
+        let has_users = self.accounts(|a| a.has_users()).await?;
+        if has_users {
+            *self
+                .secured_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        }
+        Ok(!has_users)
+    }
+
+    /// A caller on an open registry (no user exists): everything is allowed.
+    pub fn open_caller(&self) -> Caller {
+        Caller {
+            identity: Identity::Anonymous,
+            rules: Rules::everything(),
+            scope: None,
+            open: true,
+            bearer: None,
+        }
     }
 
     /// Resolves what `identity` may do (`bearer`: the token it came with).
@@ -279,12 +316,12 @@ impl Access {
             Identity::User { token, .. } => *token,
             Identity::Anonymous => None,
         };
-        let (open, grants, token) = self
+        let open = self.is_open().await?;
+        let (grants, token) = self
             .accounts(move |a| {
-                let open = !a.has_users()?;
                 let grants = a.grants_for(user.as_deref())?;
                 let token = token.map(|id| a.token_by_id(id)).transpose()?.flatten();
-                Ok((open, grants, token))
+                Ok((grants, token))
             })
             .await?;
         let mut rules = rules_of(&grants);
