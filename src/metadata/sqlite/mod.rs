@@ -1,6 +1,9 @@
 //! [`MetadataStore`] on SQLite. All of the registry's SQL lives in this
-//! module.
+//! module: `blobs` (blobs, links, upload sessions), `manifests` (manifests,
+//! tags, referrers, catalog), `upkeep` (gc, verify, inventory), `schema`
+//! (migrations). This file holds the connections and the trait impl.
 //!
+
 //! One write connection, guarded by a mutex, takes `BEGIN IMMEDIATE` for
 //! every change: SQLite's write lock is the one lock shared by every process
 //! on a store root (a `serve` and an admin command alike). Reads use a small
