@@ -365,6 +365,7 @@ mod tests {
                 work,
                 std::time::Duration::from_secs(1),
                 None,
+                0.0,
             )
         };
         let limits = [LimitResult {
