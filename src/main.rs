@@ -2,12 +2,13 @@
 
 use clap::Parser;
 
-use artispace::cli::{serve, Cli, Command};
+use artispace::cli::{push, serve, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Push(args) => push::run(args),
     };
     std::process::exit(code);
 }

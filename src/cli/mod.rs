@@ -4,6 +4,7 @@
 //! touch SQL or blob files themselves.
 
 pub mod output;
+pub mod push;
 pub mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the OCI Distribution / Docker Registry V2 API.
     Serve(serve::ServeArgs),
+    /// Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry.
+    Push(push::PushArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
