@@ -2,13 +2,18 @@
 
 use clap::Parser;
 
-use artispace::cli::{push, serve, Cli, Command};
+use artispace::cli::{docs, gc, inspect, push, serve, verify, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Push(args) => push::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Gc(args) => gc::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Completions(args) => docs::print_completions(args),
+        Command::GenerateDocs(args) => docs::generate_docs(args),
     };
     std::process::exit(code);
 }

@@ -130,9 +130,13 @@ async fn expire_uploads_periodically(registry: Arc<Registry>) {
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
-        match registry.remove_expired_uploads().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),
+        match registry.sweep_uploads(false).await {
+            Ok(removed) if removed.count == 0 => {}
+            Ok(removed) => tracing::info!(
+                removed = removed.count,
+                bytes = removed.bytes,
+                "expired uploads removed"
+            ),
             Err(e) => tracing::warn!(error = %e, "could not remove expired uploads"),
         }
     }

@@ -167,7 +167,8 @@ fn chunk_claim(headers: &HeaderMap) -> Result<ChunkClaim, ApiError> {
     if end < start {
         return Err(invalid());
     }
-    let span = end - start + 1;
+    // end = u64::MAX would overflow: no real chunk is that long.
+    let span = (end - start).checked_add(1).ok_or_else(invalid)?;
     if length.is_some_and(|l| l != span) {
         return Err(ApiError::new(
             ErrorCode::SizeInvalid,

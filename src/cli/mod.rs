@@ -3,9 +3,14 @@
 //! Subcommands call the registry layer (or the API server); they never
 //! touch SQL or blob files themselves.
 
+pub mod docs;
+pub mod gc;
+pub mod inspect;
 pub mod output;
 pub mod push;
 pub mod serve;
+pub mod store;
+pub mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -23,6 +28,22 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry.
     Push(push::PushArgs),
+    /// Show repositories, a repository's tags, or one manifest in detail.
+    Inspect(inspect::InspectArgs),
+    /// Remove what nothing references any more (safe while serve runs).
+    Gc(gc::GcArgs),
+    /// Re-hash every blob and check every record; optionally repair.
+    Verify(verify::VerifyArgs),
+    /// Print shell completions.
+    Completions(docs::CompletionsArgs),
+    /// Rewrite the committed completions/ and man/ (for maintainers).
+    #[command(hide = true)]
+    GenerateDocs(docs::GenerateDocsArgs),
+}
+
+/// Parses durations such as `90s`, `30m`, `24h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 30m, 24h)"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

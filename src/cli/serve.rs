@@ -29,16 +29,12 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     /// Upload sessions idle for longer than this are removed (e.g. 30m, 24h).
-    #[arg(long, env = "ARTISPACE_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "ARTISPACE_UPLOAD_EXPIRY", default_value = "24h", value_parser = super::parse_duration)]
     pub upload_expiry: Duration,
 
     /// Allow deleting blobs and manifests through the API.
     #[arg(long, env = "ARTISPACE_DELETE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub delete_enabled: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 30m, 24h)"))
 }
 
 pub fn run(args: ServeArgs) -> i32 {

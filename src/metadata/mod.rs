@@ -30,6 +30,111 @@ pub enum MetadataError {
     Storage(#[from] StorageError),
 }
 
+/// The state of a stored blob (see the `blobs` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobState {
+    /// The file is complete and has the row's digest (invariant 1).
+    Present,
+    /// Garbage collection chose it; the file may already be gone.
+    Deleting,
+    /// Verification found the file damaged or missing; the next push of
+    /// the same digest replaces it.
+    Corrupt,
+}
+
+impl BlobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobState::Present => "present",
+            BlobState::Deleting => "deleting",
+            BlobState::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// A row of the blobs table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRow {
+    pub digest: Digest,
+    pub size: u64,
+    pub state: BlobState,
+}
+
+/// A manifest named by repository and digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ManifestRef {
+    pub repository: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// Tags on the manifest, in lexical order.
+    pub tags: Vec<String>,
+}
+
+/// What garbage collection should do: which links count as fresh and
+/// whether untagged manifests are garbage.
+#[derive(Debug, Clone)]
+pub struct GcPolicy {
+    /// Links made at or after this time (ms since the epoch) keep their blob.
+    pub linked_before: i64,
+    pub delete_untagged: bool,
+    /// Decide and report, but commit nothing.
+    pub dry_run: bool,
+}
+
+/// What the mark phase of garbage collection decided.
+#[derive(Debug, Clone, Default)]
+pub struct GcMarks {
+    pub manifests: Vec<ManifestRef>,
+    pub links_removed: u64,
+    /// Blobs now in state `deleting` (or that would be, in a dry run).
+    pub blobs: Vec<BlobRow>,
+}
+
+/// A reference the metadata records but that points at nothing usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DanglingReference {
+    /// An image manifest references a blob that is not present.
+    MissingBlob { manifest: ManifestRef, blob: Digest },
+    /// An index references a child manifest missing from its repository.
+    MissingChild {
+        manifest: ManifestRef,
+        child: Digest,
+    },
+    /// A tag whose manifest row is gone.
+    TagWithoutManifest { repository: String, tag: String },
+}
+
+/// A stored manifest with everything recorded about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    /// Position for paging through all manifests.
+    pub id: i64,
+    pub repository: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    pub content: Vec<u8>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub tags: Vec<String>,
+    /// Config and layers: digest and recorded size.
+    pub blobs: Vec<(Digest, u64)>,
+}
+
+/// One repository at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RepositorySummary {
+    pub name: String,
+    pub tags: u64,
+    pub manifests: u64,
+    /// Bytes of manifests and of the distinct blobs they reference.
+    pub size: u64,
+    /// Latest manifest push or tag change (ms since the epoch), if any.
+    pub last_push: Option<i64>,
+}
+
 /// An upload session as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRecord {
@@ -144,4 +249,56 @@ pub trait MetadataStore: Send + Sync + 'static {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, MetadataError>;
+
+    // --- Upkeep: garbage collection, verification, inventory ---
+
+    /// Mark phase of garbage collection, in one transaction: removes dead
+    /// manifests and stale links and moves unreferenced blobs to
+    /// `deleting`. With `dry_run`, decides the same and rolls back.
+    fn mark_garbage(&self, policy: &GcPolicy) -> Result<GcMarks, MetadataError>;
+
+    /// Every blob row.
+    fn blobs(&self) -> Result<Vec<BlobRow>, MetadataError>;
+
+    /// Sweep phase: for each of `digests` still `deleting`, under the write
+    /// lock, calls `remove_file` and then drops the row. Returns the number
+    /// swept.
+    fn sweep_blobs(
+        &self,
+        digests: &[Digest],
+        remove_file: &mut dyn FnMut(&Digest) -> Result<(), StorageError>,
+    ) -> Result<usize, MetadataError>;
+
+    /// For each of `digests` that has no row, under the write lock, calls
+    /// `remove_file` (a file left by a crash). Returns the number removed.
+    fn remove_unrecorded_files(
+        &self,
+        digests: &[Digest],
+        remove_file: &mut dyn FnMut(&Digest) -> Result<(), StorageError>,
+    ) -> Result<usize, MetadataError>;
+
+    fn set_blob_state(&self, digest: &Digest, state: BlobState) -> Result<(), MetadataError>;
+
+    /// The manifests (with their repositories and tags) that reference `digest`.
+    fn blob_users(&self, digest: &Digest) -> Result<Vec<ManifestRef>, MetadataError>;
+
+    /// Manifests with ids above `after_id`, in id order, at most `limit`.
+    fn manifests_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ManifestRecord>, MetadataError>;
+
+    /// Manifests of one repository, newest first.
+    fn repository_manifests(&self, repo: &RepoName) -> Result<Vec<ManifestRecord>, MetadataError>;
+
+    fn dangling_references(&self) -> Result<Vec<DanglingReference>, MetadataError>;
+
+    /// Removes tags whose manifest is gone; returns how many.
+    fn remove_dangling_tags(&self) -> Result<usize, MetadataError>;
+
+    /// The database's own consistency checks; empty when all is well.
+    fn integrity_problems(&self) -> Result<Vec<String>, MetadataError>;
+
+    fn repository_summaries(&self) -> Result<Vec<RepositorySummary>, MetadataError>;
 }

@@ -41,7 +41,7 @@ pub enum BlobContent {
 impl BlobContent {
     pub fn len(&self) -> u64 {
         match self {
-            BlobContent::Stored(reader) => reader.len(),
+            BlobContent::Stored(reader) => reader.size(),
             BlobContent::Manifest(bytes) => bytes.len() as u64,
         }
     }
@@ -83,7 +83,7 @@ fn send_file(
 ) {
     let (first, mut remaining) = match range {
         Some(r) => (r.first, r.byte_count()),
-        None => (0, reader.len()),
+        None => (0, reader.size()),
     };
     if first > 0 {
         if let Err(e) = reader.seek(SeekFrom::Start(first)) {

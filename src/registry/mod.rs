@@ -9,8 +9,11 @@
 
 mod blobs;
 mod error;
+mod gc;
+mod inventory;
 mod manifests;
 mod uploads;
+mod verify;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,8 +22,11 @@ use std::time::Duration;
 
 pub use blobs::{BlobContent, ByteRange};
 pub use error::RegistryError;
+pub use gc::{GcOptions, GcReport, Removed};
+pub use inventory::{ConfigSummary, LayerEntry, ManifestDescription, ManifestEntry, PlatformEntry};
 pub use manifests::PushedManifest;
 pub use uploads::{ChunkClaim, UploadStatus};
+pub use verify::{NoProgress, Problem, ProblemKind, Progress, VerifyOptions, VerifyReport};
 
 use crate::layout::StoreLayout;
 use crate::metadata::sqlite::SqliteMetadata;

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
-use super::{blocking, Registry, RegistryError};
+use super::{blocking, Registry, RegistryError, Removed};
 use crate::metadata::sqlite::now_millis;
 use crate::metadata::UploadRecord;
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
@@ -178,38 +178,43 @@ impl Registry {
     }
 
     /// Removes sessions idle for longer than the configured expiry, and
-    /// upload files that belong to no session. Returns how many went.
-    pub async fn remove_expired_uploads(&self) -> Result<usize, RegistryError> {
+    /// upload files that belong to no session and are as old. With
+    /// `dry_run`, only counts them.
+    pub async fn sweep_uploads(&self, dry_run: bool) -> Result<Removed, RegistryError> {
         let expiry_ms = i64::try_from(self.config.upload_expiry.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_millis().saturating_sub(expiry_ms);
         let expired = self.metadata(move |m| m.expired_uploads(cutoff)).await?;
-        let mut removed = 0;
+        let blobs = Arc::clone(&self.blobs);
+        let files = blocking(move || Ok(blobs.list_uploads()?)).await?;
+        let size_of = |id: Uuid| files.iter().find(|f| f.id == id).map_or(0, |f| f.size);
+
+        let mut removed = Removed::default();
         for id in expired {
             let session = self.session(id);
             // A session in use right now is not idle.
             let Ok(_state) = session.try_lock() else {
                 continue;
             };
-            self.metadata(move |m| m.delete_upload(id)).await?;
-            self.discard_upload_file(id).await;
-            self.forget_session(id);
-            removed += 1;
+            removed.add(size_of(id));
+            if !dry_run {
+                self.metadata(move |m| m.delete_upload(id)).await?;
+                self.discard_upload_file(id).await;
+                self.forget_session(id);
+            }
         }
-        let metadata = Arc::clone(&self.metadata);
-        let blobs = Arc::clone(&self.blobs);
         let expiry = self.config.upload_expiry;
-        removed += blocking(move || {
-            let mut orphans = 0;
-            for upload in blobs.list_uploads()? {
-                let idle = upload.modified.elapsed().unwrap_or(Duration::ZERO);
-                if idle > expiry && metadata.upload(upload.id)?.is_none() {
-                    blobs.remove_upload(upload.id)?;
-                    orphans += 1;
+        for file in files
+            .iter()
+            .filter(|f| f.modified.elapsed().unwrap_or(Duration::ZERO) > expiry)
+        {
+            let id = file.id;
+            if self.metadata(move |m| m.upload(id)).await?.is_none() {
+                removed.add(file.size);
+                if !dry_run {
+                    self.discard_upload_file(id).await;
                 }
             }
-            Ok(orphans)
-        })
-        .await?;
+        }
         Ok(removed)
     }
 

@@ -91,7 +91,7 @@ impl Seek for FsBlobReader {
 }
 
 impl BlobReader for FsBlobReader {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
 }

@@ -49,9 +49,10 @@ pub trait UploadWriter: Write + Send {
     fn sync(&mut self) -> io::Result<()>;
 }
 
-/// Reads a stored blob; `len` is its full size.
+/// Reads a stored blob.
 pub trait BlobReader: Read + Seek + Send {
-    fn len(&self) -> u64;
+    /// The blob's full size in bytes.
+    fn size(&self) -> u64;
 }
 
 /// A blob file found by listing the store (for garbage collection and

@@ -100,6 +100,112 @@ async fn settings_are_read_from_artispace_environment_variables() {
     assert_oci_error(resp, 405, "UNSUPPORTED").await;
 }
 
+#[tokio::test]
+async fn requests_are_logged_as_json_lines_with_log_format_json() {
+    let mut server = TestServer::start_configured(ServerConfig {
+        args: vec!["--log-format".to_owned(), "json".to_owned()],
+        log_level: Some("info".to_owned()),
+        ..ServerConfig::default()
+    })
+    .await;
+    assert_eq!(server.get("/v2/").await.status(), 200);
+    server.stop().await;
+    let log = server.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    let logged = lines.iter().any(|line| {
+        let mut values = Vec::new();
+        collect_scalars(line, &mut values);
+        values.contains(&json!("GET"))
+            && values.contains(&json!("/v2/"))
+            && values.contains(&json!(200))
+    });
+    assert!(logged, "no JSON log line with GET /v2/ 200 in:\n{log}");
+}
+
+fn collect_scalars(value: &Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Object(map) => map.values().for_each(|v| collect_scalars(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| collect_scalars(v, out)),
+        scalar => out.push(scalar.clone()),
+    }
+}
+
+/// Odd but well-formed HTTP: every answer is a client error or success,
+/// never a 5xx, and the server is still serving afterwards.
+#[tokio::test]
+async fn hostile_requests_get_client_errors_and_the_server_stays_up() {
+    let server = TestServer::start().await;
+    let digest = server.push_blob("repo", b"target").await;
+    let location = server.start_upload("repo").await;
+    let client = &server.client;
+    let long_name = "a/".repeat(2000) + "a";
+    let requests = [
+        client.get(server.url(&format!("/v2/{long_name}/tags/list"))),
+        client.get(server.url("/v2/repo/blobs/uploads/%ff%fe")),
+        client.get(server.url("/v2/repo/manifests/%00")),
+        client.get(server.url("/v2/repo/tags/list?n=99999999999999999999999")),
+        client.get(server.url("/v2/_catalog?n=18446744073709551616&last=%ff")),
+        client
+            .get(server.url(&format!("/v2/repo/blobs/{digest}")))
+            .header("range", "bytes=abc-def"),
+        client
+            .get(server.url(&format!("/v2/repo/blobs/{digest}")))
+            .header("range", "bytes=-0"),
+        client
+            .get(server.url(&format!("/v2/repo/blobs/{digest}")))
+            .header("range", "bytes=18446744073709551615-"),
+        client
+            .patch(server.location_url(&location))
+            .header("content-range", "0-18446744073709551615")
+            .body(b"x".to_vec()),
+        client
+            .patch(server.location_url(&location))
+            .header("content-range", "5-2")
+            .body(b"x".to_vec()),
+        client
+            .patch(server.location_url(&location))
+            .header("content-range", "garbage")
+            .body(b"x".to_vec()),
+        client
+            .put(server.url("/v2/repo/manifests/v1"))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(
+                b"{\"schemaVersion\":2,\"config\":{\"digest\":1,\"size\":-1},\"layers\":null}"
+                    .to_vec(),
+            ),
+        client
+            .put(server.url("/v2/repo/manifests/v1"))
+            .header("content-type", "text/plain")
+            .body(b"{}".to_vec()),
+        client.post(server.url("/v2/repo/blobs/uploads/?mount=&from=")),
+        client.post(server.url("/v2/repo/blobs/uploads/?digest=")),
+        client.request(reqwest::Method::OPTIONS, server.url("/v2/repo/tags/list")),
+    ];
+    let mut broken = Vec::new();
+    for request in requests {
+        let request = request.build().unwrap();
+        let described = format!("{} {}", request.method(), request.url());
+        match client.execute(request).await {
+            Ok(resp) if resp.status().is_server_error() => {
+                broken.push(format!("{described} answered {}", resp.status()))
+            }
+            Ok(_) => {}
+            Err(e) => broken.push(format!("{described} got no response: {e}")),
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+    assert_eq!(server.get("/healthz").await.status(), 200);
+    let blob = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(blob.bytes().await.unwrap(), &b"target"[..]);
+}
+
 // --- repository names ---------------------------------------------------
 
 async fn upload_start_status(server: &TestServer, name: &str) -> reqwest::Response {

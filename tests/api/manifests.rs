@@ -509,9 +509,23 @@ async fn manifest_larger_than_4_mib_is_413() {
     push_image_blobs(&server, "repo", &image).await;
     let manifest = manifest_of_size(&image, MAX_MANIFEST_SIZE + 1);
     let resp = server
-        .put_manifest("repo", "big", OCI_MANIFEST, &manifest)
+        .raw_request(
+            "PUT",
+            "/v2/repo/manifests/big",
+            &[("Content-Type", OCI_MANIFEST)],
+            manifest,
+        )
         .await;
-    assert_oci_error(resp, 413, "MANIFEST_INVALID").await;
+    let body = String::from_utf8_lossy(&resp.body);
+    assert_eq!(resp.status, 413, "{body}");
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "Content-Type {:?}",
+        resp.header("content-type")
+    );
+    let error: Value = serde_json::from_str(&body).expect("413 body is JSON");
+    assert_eq!(error["errors"][0]["code"], "MANIFEST_INVALID", "{body}");
     assert_oci_error(
         server.get("/v2/repo/manifests/big").await,
         404,

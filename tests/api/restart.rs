@@ -1,6 +1,11 @@
 //! Graceful shutdown, and state that must survive a stop and a start on the
 //! same root: upload sessions in progress, manifests, tags and deletions.
 
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream;
+
 use crate::common::{header, random_bytes, sha256_digest, TestServer, OCI_MANIFEST};
 
 #[tokio::test]
@@ -15,6 +20,64 @@ async fn sigint_stops_the_server_with_exit_code_0() {
     let mut server = TestServer::start().await;
     server.push_image("repo", "v1", 121).await;
     server.stop_with_signal("INT").await;
+}
+
+/// SIGTERM while a PATCH is half sent: the request finishes, then the
+/// server exits 0.
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    let mut server = TestServer::start().await;
+    let location = server.start_upload("repo").await;
+    let uuid = location.rsplit('/').next().unwrap().to_owned();
+    // Far more than any write buffer, so part of it reaches the file.
+    let half = 8 * 1024 * 1024;
+    let data = random_bytes(125, half + 1024 * 1024);
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    let body = stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    let request = server
+        .client
+        .patch(server.location_url(&location))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", data.len().to_string())
+        .body(reqwest::Body::wrap_stream(body));
+    let in_flight = tokio::spawn(request.send());
+    tx.send(Bytes::copy_from_slice(&data[..half]))
+        .await
+        .unwrap();
+
+    // Readiness polling: wait until the server is receiving the body.
+    let partial = server.root().join("uploads").join(&uuid);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never wrote to {}",
+            partial.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    server.send_signal("TERM");
+    tx.send(Bytes::copy_from_slice(&data[half..]))
+        .await
+        .unwrap();
+    drop(tx);
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("PATCH in flight gets an answer");
+    assert_eq!(resp.status(), 202);
+    assert_eq!(
+        header(&resp, "range"),
+        Some(format!("0-{}", data.len() - 1))
+    );
+    let status = server.wait_for_exit("TERM").await;
+    assert!(status.success(), "exit status {status}");
 }
 
 #[tokio::test]

@@ -1,9 +1,13 @@
 //! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`: lexical order and
 //! `n`/`last` pagination with `Link` headers.
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{assert_oci_error, header, json_body, Image, TestServer, OCI_MANIFEST};
+use crate::common::{
+    assert_oci_error, descriptor, header, image_manifest, json_body, json_bytes, Image, TestServer,
+    OCI_EMPTY, OCI_MANIFEST,
+};
 
 /// Tags whose lexical (byte) order differs from push order and from a
 /// "natural" sort (`v10` before `v2`).
@@ -266,5 +270,54 @@ async fn catalog_with_last_beyond_the_end_is_empty() {
     let server = server_with_repos(&REPOS_IN_PUSH_ORDER).await;
     let (body, link) = catalog_page(&server, "?n=2&last=zzz").await;
     assert_eq!(body, json!({"repositories": []}));
+    assert_eq!(link, None);
+}
+
+/// 1001 repositories, each holding one tiny manifest; pushed 8 at a time.
+async fn server_with_1001_repos() -> (TestServer, Vec<String>) {
+    let server = TestServer::start().await;
+    server.push_blob("seed", b"{}").await;
+    let manifest = json_bytes(&image_manifest(
+        descriptor(OCI_EMPTY, b"{}"),
+        vec![descriptor(OCI_EMPTY, b"{}")],
+    ));
+    let names: Vec<String> = (0..1001).map(|i| format!("r{i:04}")).collect();
+    let pushes = names.iter().map(|name| {
+        let server = &server;
+        let manifest = &manifest;
+        async move {
+            let digest = crate::common::EMPTY_CONFIG_DIGEST;
+            let resp = server
+                .client
+                .post(server.url(&format!(
+                    "/v2/{name}/blobs/uploads/?mount={digest}&from=seed"
+                )))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201, "mount into {name}");
+            server
+                .push_manifest(name, "latest", OCI_MANIFEST, manifest)
+                .await;
+        }
+    });
+    futures_util::stream::iter(pushes)
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    let mut all = names;
+    all.push("seed".to_owned());
+    all.sort();
+    (server, all)
+}
+
+#[tokio::test]
+async fn catalog_without_n_returns_at_most_1000_with_link() {
+    let (server, all) = server_with_1001_repos().await;
+    let (body, link) = catalog_page(&server, "").await;
+    assert_eq!(body["repositories"], json!(all[..1000]));
+    let link = link.expect("Link while repositories remain");
+    let (body, link) = catalog_page(&server, &link_target(&link)["/v2/_catalog".len()..]).await;
+    assert_eq!(body["repositories"], json!(all[1000..]));
     assert_eq!(link, None);
 }

@@ -9,6 +9,7 @@
 //! survives a power cut.
 
 mod schema;
+mod upkeep;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -19,7 +20,11 @@ use rusqlite::{
 };
 use uuid::Uuid;
 
-use super::{MetadataError, MetadataStore, NewManifest, Page, StoredManifest, UploadRecord};
+use super::{
+    BlobRow, BlobState, DanglingReference, GcMarks, GcPolicy, ManifestRecord, ManifestRef,
+    MetadataError, MetadataStore, NewManifest, Page, RepositorySummary, StoredManifest,
+    UploadRecord,
+};
 use crate::oci::{Descriptor, Digest, RepoName, Tag};
 use crate::storage::StorageError;
 use schema::db;
@@ -95,6 +100,26 @@ impl SqliteMetadata {
             .map_err(db)?;
         let out = f(&tx)?;
         tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// Like [`Self::write`], but rolls back instead of committing when
+    /// `commit` is false (for dry runs).
+    fn write_or_rollback<T>(
+        &self,
+        commit: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let out = f(&tx)?;
+        if commit {
+            tx.commit().map_err(db)?;
+        } else {
+            tx.rollback().map_err(db)?;
+        }
         Ok(out)
     }
 
@@ -576,7 +601,8 @@ impl MetadataStore for SqliteMetadata {
                      ORDER BY m.created_at, m.digest",
                 )
                 .map_err(db)?;
-            let rows: Vec<(String, String, i64, Option<String>, Option<String>)> = stmt
+            type Row = (String, String, i64, Option<String>, Option<String>);
+            let rows: Vec<Row> = stmt
                 .query_map(params![repo.as_str(), subject.to_string(), artifact_type], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
@@ -598,5 +624,65 @@ impl MetadataStore for SqliteMetadata {
                 })
                 .collect()
         })
+    }
+
+    fn mark_garbage(&self, policy: &GcPolicy) -> Result<GcMarks, MetadataError> {
+        self.write_or_rollback(!policy.dry_run, |tx| upkeep::mark_garbage(tx, policy))
+    }
+
+    fn blobs(&self) -> Result<Vec<BlobRow>, MetadataError> {
+        self.read(upkeep::blobs)
+    }
+
+    fn sweep_blobs(
+        &self,
+        digests: &[Digest],
+        remove_file: &mut dyn FnMut(&Digest) -> Result<(), StorageError>,
+    ) -> Result<usize, MetadataError> {
+        self.write(|tx| upkeep::sweep_blobs(tx, digests, remove_file))
+    }
+
+    fn remove_unrecorded_files(
+        &self,
+        digests: &[Digest],
+        remove_file: &mut dyn FnMut(&Digest) -> Result<(), StorageError>,
+    ) -> Result<usize, MetadataError> {
+        self.write(|tx| upkeep::remove_unrecorded_files(tx, digests, remove_file))
+    }
+
+    fn set_blob_state(&self, digest: &Digest, state: BlobState) -> Result<(), MetadataError> {
+        self.write(|tx| upkeep::set_blob_state(tx, digest, state))
+    }
+
+    fn blob_users(&self, digest: &Digest) -> Result<Vec<ManifestRef>, MetadataError> {
+        self.read(|conn| upkeep::blob_users(conn, digest))
+    }
+
+    fn manifests_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ManifestRecord>, MetadataError> {
+        self.read(|conn| upkeep::manifests_after(conn, after_id, limit))
+    }
+
+    fn repository_manifests(&self, repo: &RepoName) -> Result<Vec<ManifestRecord>, MetadataError> {
+        self.read(|conn| upkeep::repository_manifests(conn, repo))
+    }
+
+    fn dangling_references(&self) -> Result<Vec<DanglingReference>, MetadataError> {
+        self.read(upkeep::dangling_references)
+    }
+
+    fn remove_dangling_tags(&self) -> Result<usize, MetadataError> {
+        self.write(upkeep::remove_dangling_tags)
+    }
+
+    fn integrity_problems(&self) -> Result<Vec<String>, MetadataError> {
+        self.read(upkeep::integrity_problems)
+    }
+
+    fn repository_summaries(&self) -> Result<Vec<RepositorySummary>, MetadataError> {
+        self.read(upkeep::repository_summaries)
     }
 }

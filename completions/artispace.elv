@@ -1,0 +1,122 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[artispace] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'artispace'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'artispace'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Serve the OCI Distribution / Docker Registry V2 API'
+            cand inspect 'Show repositories, a repository''s tags, or one manifest in detail'
+            cand gc 'Remove what nothing references any more (safe while serve runs)'
+            cand verify 'Re-hash every blob and check every record; optionally repair'
+            cand completions 'Print shell completions'
+            cand generate-docs 'Rewrite the committed completions/ and man/ (for maintainers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'artispace;serve'= {
+            cand --addr 'Address to listen on (port 0 picks a free port, printed at start)'
+            cand --root 'Store root: database, blobs and uploads live under it'
+            cand --log-level 'Log level or tracing filter (error, warn, info, debug, trace)'
+            cand --log-format 'Log format on stderr'
+            cand --upload-expiry 'Upload sessions idle for longer than this are removed (e.g. 30m, 24h)'
+            cand --delete-enabled 'Allow deleting blobs and manifests through the API'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;inspect'= {
+            cand --root 'Store root, as given to `artispace serve`'
+            cand --json 'Print the result as one JSON document on stdout'
+            cand -q 'No progress bars or chatter on stderr (errors still print)'
+            cand --quiet 'No progress bars or chatter on stderr (errors still print)'
+            cand --all 'With a repository: list untagged manifests too'
+            cand --raw 'With a manifest: print its exact bytes'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;gc'= {
+            cand --root 'Store root, as given to `artispace serve`'
+            cand --grace 'Keep unreferenced blobs linked more recently than this (a client pushes layers before their manifest)'
+            cand --upload-expiry 'Upload sessions idle for longer than this are removed'
+            cand --json 'Print the result as one JSON document on stdout'
+            cand -q 'No progress bars or chatter on stderr (errors still print)'
+            cand --quiet 'No progress bars or chatter on stderr (errors still print)'
+            cand --dry-run 'Report what would be removed; change nothing'
+            cand --delete-untagged 'Also remove untagged manifests that no index lists and that are not referrers of a kept manifest'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;verify'= {
+            cand --root 'Store root, as given to `artispace serve`'
+            cand -j 'Threads hashing blobs (default: one per core)'
+            cand --jobs 'Threads hashing blobs (default: one per core)'
+            cand --json 'Print the result as one JSON document on stdout'
+            cand -q 'No progress bars or chatter on stderr (errors still print)'
+            cand --quiet 'No progress bars or chatter on stderr (errors still print)'
+            cand --repair 'Fix what is safe to fix: remove orphan files and dangling rows, mark corrupt blobs so that the next push replaces them'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;generate-docs'= {
+            cand --out 'Folder to write `completions/` and `man/` into (the repository root)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;help'= {
+            cand serve 'Serve the OCI Distribution / Docker Registry V2 API'
+            cand inspect 'Show repositories, a repository''s tags, or one manifest in detail'
+            cand gc 'Remove what nothing references any more (safe while serve runs)'
+            cand verify 'Re-hash every blob and check every record; optionally repair'
+            cand completions 'Print shell completions'
+            cand generate-docs 'Rewrite the committed completions/ and man/ (for maintainers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'artispace;help;serve'= {
+        }
+        &'artispace;help;inspect'= {
+        }
+        &'artispace;help;gc'= {
+        }
+        &'artispace;help;verify'= {
+        }
+        &'artispace;help;completions'= {
+        }
+        &'artispace;help;generate-docs'= {
+        }
+        &'artispace;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

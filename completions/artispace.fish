@@ -1,0 +1,80 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_artispace_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_artispace_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_artispace_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_artispace_using_subcommand
+    set -l cmd (__fish_artispace_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c artispace -n "__fish_artispace_needs_command" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_needs_command" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "serve" -d 'Serve the OCI Distribution / Docker Registry V2 API'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "inspect" -d 'Show repositories, a repository\'s tags, or one manifest in detail'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "gc" -d 'Remove what nothing references any more (safe while serve runs)'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "verify" -d 'Re-hash every blob and check every record; optionally repair'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "completions" -d 'Print shell completions'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "generate-docs" -d 'Rewrite the committed completions/ and man/ (for maintainers)'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l addr -d 'Address to listen on (port 0 picks a free port, printed at start)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l root -d 'Store root: database, blobs and uploads live under it' -r -F
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l log-level -d 'Log level or tracing filter (error, warn, info, debug, trace)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l upload-expiry -d 'Upload sessions idle for longer than this are removed (e.g. 30m, 24h)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l delete-enabled -d 'Allow deleting blobs and manifests through the API' -r -f -a "true\t''
+false\t''"
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -l root -d 'Store root, as given to `artispace serve`' -r -F
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -l json -d 'Print the result as one JSON document on stdout'
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -s q -l quiet -d 'No progress bars or chatter on stderr (errors still print)'
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -l all -d 'With a repository: list untagged manifests too'
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -l raw -d 'With a manifest: print its exact bytes'
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -l root -d 'Store root, as given to `artispace serve`' -r -F
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -l grace -d 'Keep unreferenced blobs linked more recently than this (a client pushes layers before their manifest)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -l upload-expiry -d 'Upload sessions idle for longer than this are removed' -r
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -l json -d 'Print the result as one JSON document on stdout'
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -s q -l quiet -d 'No progress bars or chatter on stderr (errors still print)'
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -l dry-run -d 'Report what would be removed; change nothing'
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -l delete-untagged -d 'Also remove untagged manifests that no index lists and that are not referrers of a kept manifest'
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand gc" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -l root -d 'Store root, as given to `artispace serve`' -r -F
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -s j -l jobs -d 'Threads hashing blobs (default: one per core)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -l json -d 'Print the result as one JSON document on stdout'
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -s q -l quiet -d 'No progress bars or chatter on stderr (errors still print)'
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -l repair -d 'Fix what is safe to fix: remove orphan files and dangling rows, mark corrupt blobs so that the next push replaces them'
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand verify" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_using_subcommand generate-docs" -l out -d 'Folder to write `completions/` and `man/` into (the repository root)' -r -F
+complete -c artispace -n "__fish_artispace_using_subcommand generate-docs" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand generate-docs" -s V -l version -d 'Print version'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "serve" -d 'Serve the OCI Distribution / Docker Registry V2 API'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "inspect" -d 'Show repositories, a repository\'s tags, or one manifest in detail'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "gc" -d 'Remove what nothing references any more (safe while serve runs)'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "verify" -d 'Re-hash every blob and check every record; optionally repair'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "completions" -d 'Print shell completions'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "generate-docs" -d 'Rewrite the committed completions/ and man/ (for maintainers)'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve inspect gc verify completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
