@@ -227,7 +227,10 @@ mod tests {
                 id
             }
         );
-        assert_eq!(code("/v2/a/blobs/uploads/not-a-uuid"), ErrorCode::BlobUploadUnknown);
+        assert_eq!(
+            code("/v2/a/blobs/uploads/not-a-uuid"),
+            ErrorCode::BlobUploadUnknown
+        );
         assert!(V2Route::parse("/v2/a/blobs/uploads/../../etc").is_err());
     }
 
