@@ -130,10 +130,10 @@ fn execute(args: &PushArgs, output: &Output) -> Result<PushReport, PushError> {
         }
     }
     output.note(format!(
-        "pushing {} ({} blobs, {} manifests) to {target}",
+        "pushing {} ({}, {}) to {target}",
         set.origin,
-        set.blobs.len(),
-        set.manifests.len()
+        count(set.blobs.len(), "blob"),
+        count(set.manifests.len(), "manifest")
     ));
     let runtime =
         runtime().map_err(|e| PushError::Usage(format!("cannot start the async runtime: {e}")))?;
@@ -241,7 +241,12 @@ async fn push_blob<T: Target>(
     } else if target.mount_blob(blob).await? {
         Status::Mounted
     } else {
-        let bar = bars.add(output.bytes_bar(blob.size, short(&blob.digest)));
+        // Made hidden and then handed to `bars`, which draws it (or not).
+        let hidden = Output {
+            chatty: false,
+            ..output.clone()
+        };
+        let bar = bars.add(hidden.bytes_bar(blob.size, short(&blob.digest)));
         let uploaded = target.upload_blob(blob, &bar).await;
         bar.finish_and_clear();
         bars.remove(&bar);
@@ -260,6 +265,14 @@ async fn push_blob<T: Target>(
         size: blob.size,
         status,
     })
+}
+
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }
 
 /// `--username` with a password from stdin or `ARTISPACE_PASSWORD`.

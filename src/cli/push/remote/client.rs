@@ -203,15 +203,19 @@ impl RegistryClient {
         what: &str,
         make: impl Fn() -> RequestBuilder,
     ) -> Result<Response, PushError> {
-        let mut challenged = false;
+        // A second challenge may ask for a token with a wider scope; a
+        // third means the credentials will not do.
+        let mut challenges = 0;
         loop {
             let response = self.retrying(what, || self.authorize(make())).await?;
-            if response.status() == StatusCode::UNAUTHORIZED && !challenged {
-                challenged = true;
-                self.authenticate(&response).await?;
-                continue;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
             }
-            return Ok(response);
+            if challenges == 2 {
+                return Err(refusal(what, response).await);
+            }
+            challenges += 1;
+            self.authenticate(&response).await?;
         }
     }
 
