@@ -34,11 +34,21 @@ enum Auth {
     },
 }
 
+/// The current `Auth`, and how often it changed: a `401` to a request sent
+/// before the last change is answered by sending it again, not by another
+/// round of authentication (blobs go in parallel, so several requests meet
+/// the first challenge at once).
+#[derive(Default)]
+struct AuthState {
+    auth: Auth,
+    generation: u64,
+}
+
 pub struct RegistryClient {
     http: reqwest::Client,
     base: Url,
     credentials: Option<Credentials>,
-    auth: Mutex<Auth>,
+    auth: Mutex<AuthState>,
     /// How often a failed request is tried again.
     pub retries: u32,
 }
@@ -66,7 +76,7 @@ impl RegistryClient {
             http,
             base,
             credentials,
-            auth: Mutex::new(Auth::Anonymous),
+            auth: Mutex::new(AuthState::default()),
             retries,
         })
     }
@@ -87,13 +97,21 @@ impl RegistryClient {
         })
     }
 
-    /// Adds the credentials the registry asked for so far.
-    pub fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
-        let auth = self
-            .auth
+    fn state(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        self.auth
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+    }
+
+    /// Changes each time the credentials sent change; read it before
+    /// sending a request that `authenticate` may later be asked about.
+    pub fn generation(&self) -> u64 {
+        self.state().generation
+    }
+
+    /// Adds the credentials the registry asked for so far.
+    pub fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        let auth = self.state().auth.clone();
         match (auth, &self.credentials) {
             (Auth::Basic, Some(c)) => request.basic_auth(&c.username, Some(&c.password)),
             (Auth::Bearer { token, .. }, _) => request.bearer_auth(token),
@@ -101,9 +119,14 @@ impl RegistryClient {
         }
     }
 
-    /// Answers a `401` challenge: Basic credentials from now on, or a fresh
-    /// Bearer token for the scopes asked so far.
-    pub async fn authenticate(&self, response: &Response) -> Result<(), PushError> {
+    /// Answers a `401` challenge to a request sent at `generation`: Basic
+    /// credentials from now on, or a fresh Bearer token for the scopes asked
+    /// so far.
+    pub async fn authenticate(
+        &self,
+        response: &Response,
+        generation: u64,
+    ) -> Result<(), PushError> {
         let header = response
             .headers()
             .get(WWW_AUTHENTICATE)
@@ -115,28 +138,28 @@ impl RegistryClient {
                 "the registry refused the request (401 unauthorized): {why}"
             ))
         };
+        let mut scopes = {
+            let state = self.state();
+            if state.generation != generation {
+                return Ok(());
+            }
+            match &state.auth {
+                Auth::Bearer { scopes, .. } => scopes.clone(),
+                _ => BTreeSet::new(),
+            }
+        };
         if scheme.eq_ignore_ascii_case("bearer") {
             let realm =
                 param(&params, "realm").ok_or_else(|| denied("its challenge names no realm"))?;
-            let mut scopes = match &*self
-                .auth
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-            {
-                Auth::Bearer { scopes, .. } => scopes.clone(),
-                _ => BTreeSet::new(),
-            };
             if let Some(scope) = param(&params, "scope") {
                 scopes.extend(scope.split(' ').map(str::to_owned));
             }
             let token = self
                 .fetch_token(realm, param(&params, "service"), &scopes)
                 .await?;
-            *self
-                .auth
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Auth::Bearer { token, scopes };
+            let mut state = self.state();
+            state.auth = Auth::Bearer { token, scopes };
+            state.generation += 1;
             return Ok(());
         }
         if self.credentials.is_none() {
@@ -144,14 +167,15 @@ impl RegistryClient {
                 "give credentials with --username and --password-stdin (or ARTISPACE_USERNAME/ARTISPACE_PASSWORD)",
             ));
         }
-        let mut auth = self
-            .auth
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if matches!(*auth, Auth::Basic) {
+        let mut state = self.state();
+        if state.generation != generation {
+            return Ok(());
+        }
+        if matches!(state.auth, Auth::Basic) {
             return Err(denied("the credentials were not accepted"));
         }
-        *auth = Auth::Basic;
+        state.auth = Auth::Basic;
+        state.generation += 1;
         Ok(())
     }
 
@@ -207,6 +231,7 @@ impl RegistryClient {
         // third means the credentials will not do.
         let mut challenges = 0;
         loop {
+            let generation = self.generation();
             let response = self.retrying(what, || self.authorize(make())).await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
@@ -215,7 +240,7 @@ impl RegistryClient {
                 return Err(refusal(what, response).await);
             }
             challenges += 1;
-            self.authenticate(&response).await?;
+            self.authenticate(&response, generation).await?;
         }
     }
 

@@ -208,6 +208,7 @@ impl RemoteTarget {
         progress: &ProgressBar,
     ) -> Result<(Url, Hasher), Interrupted> {
         let copy = copy_range(blob, start, end, hasher, progress.clone());
+        let generation = self.client.generation();
         let request = self
             .client
             .authorize(self.client.http().patch(location.clone()))
@@ -230,7 +231,7 @@ impl RemoteTarget {
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             self.client
-                .authenticate(&response)
+                .authenticate(&response, generation)
                 .await
                 .map_err(Interrupted::Fatal)?;
             return Err(Interrupted::Resume("credentials were asked for".into()));
