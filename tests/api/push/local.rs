@@ -400,3 +400,28 @@ fn usage_and_environment_errors_exit_2() {
         assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
     }
 }
+
+#[tokio::test]
+async fn a_layout_of_several_images_is_pushed_whole_under_its_index() {
+    let server = TestServer::start().await;
+    let (_keep, work) = work_dir();
+    let one = SourceImage::new(12, "linux", "amd64", &[1_000]);
+    let two = SourceImage::new(13, "linux", "amd64", &[2_000]);
+    let layout = work.join("layout");
+    single_image_layout(&layout, &two);
+    single_image_layout(&layout, &one);
+    // index.json names both images, as `skopeo copy … oci:layout:v2` leaves it.
+    let index = crate::common::json_bytes(&crate::common::image_index(vec![
+        crate::common::descriptor(crate::common::OCI_MANIFEST, &one.manifest),
+        crate::common::descriptor(crate::common::OCI_MANIFEST, &two.manifest),
+    ]));
+    std::fs::write(layout.join("index.json"), &index).unwrap();
+
+    let report = local_push(&server, &layout, "several/app:v1", &[]);
+    assert_eq!(report["digest"], sha256_digest(&index));
+    assert_eq!(report["media_type"], OCI_INDEX);
+    assert_served(&server, "several/app", &one.digest, &one).await;
+    assert_served(&server, "several/app", &two.digest, &two).await;
+    let resp = server.get("/v2/several/app/manifests/v1").await;
+    assert_eq!(resp.bytes().await.unwrap(), index);
+}

@@ -2,6 +2,7 @@
 //! archives, Docker archives), pushed with the real binary into a local
 //! store and into a real `artispace serve`, then read back.
 
+mod archives;
 mod auth;
 mod local;
 mod remote;
