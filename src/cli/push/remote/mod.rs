@@ -88,13 +88,7 @@ impl RemoteTarget {
             s if s.is_success() => {}
             _ => return Err(client::refusal(what, response).await),
         }
-        let last = response
-            .headers()
-            .get(RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|r| r.trim().trim_start_matches("bytes=").split_once('-'))
-            .and_then(|(_, end)| end.trim().parse::<u64>().ok());
-        let offset = match last {
+        let offset = match range_end(&response) {
             Some(0) if at_least == 0 => 0,
             Some(last) => last + 1,
             None => 0,
@@ -252,6 +246,14 @@ impl RemoteTarget {
         let Some(hasher) = hasher else {
             return Err(Interrupted::Resume("the copy did not finish".into()));
         };
+        if let Some(last) = range_end(&response) {
+            if last + 1 != end {
+                return Err(Interrupted::Resume(format!(
+                    "the registry acknowledged bytes up to {last}, not {}",
+                    end - 1
+                )));
+            }
+        }
         let next = self
             .location("uploading a chunk", &response)
             .unwrap_or_else(|_| location.clone());
@@ -290,6 +292,16 @@ impl RemoteTarget {
             tracing::debug!(error = %e, "could not cancel an upload session");
         }
     }
+}
+
+/// The last byte a session holds, from its `Range: 0-<last>` header.
+fn range_end(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.trim().trim_start_matches("bytes=").split_once('-'))
+        .and_then(|(_, end)| end.trim().parse::<u64>().ok())
 }
 
 impl Target for RemoteTarget {

@@ -59,9 +59,9 @@ pub fn catalog(files: Files, hashing: &ProgressBar) -> Result<Catalog, SourceErr
     }
     let mut extra = HashMap::new();
     let mut hashed: HashMap<String, Layer> = HashMap::new();
-    let total: u64 = images
+    let names: std::collections::HashSet<&String> = images.iter().flat_map(|i| &i.layers).collect();
+    let total: u64 = names
         .iter()
-        .flat_map(|i| &i.layers)
         .filter_map(|name| files.get(name).ok().flatten())
         .map(|s| s.len())
         .sum();
