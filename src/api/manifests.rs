@@ -40,6 +40,11 @@ pub async fn put(
     Ok(reply)
 }
 
+/// Oversized bodies up to this size are read and dropped before the 413,
+/// because many clients (hyper's among them) cannot read an answer sent
+/// while they are still writing. Larger ones are cut off at once.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Reads a manifest body, refusing more than the registry accepts without
 /// buffering past the limit.
 async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
@@ -47,18 +52,29 @@ async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Ap
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
     if announced.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        if announced.is_some_and(|n| n <= DRAIN_LIMIT) {
+            while let Some(Ok(_)) = stream.next().await {}
+        }
         return Err(RegistryError::ManifestTooLarge.into());
     }
     let mut content =
         BytesMut::with_capacity(announced.unwrap_or(4096).min(MAX_MANIFEST_BYTES as u64) as usize);
-    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| RegistryError::BodyRead(e.to_string()))?;
-        if content.len() + frame.len() > MAX_MANIFEST_BYTES {
+        read += frame.len() as u64;
+        if read > DRAIN_LIMIT {
             return Err(RegistryError::ManifestTooLarge.into());
         }
-        content.extend_from_slice(&frame);
+        // Past the limit, keep reading (to answer cleanly) but keep nothing.
+        if read <= MAX_MANIFEST_BYTES as u64 {
+            content.extend_from_slice(&frame);
+        }
+    }
+    if read > MAX_MANIFEST_BYTES as u64 {
+        return Err(RegistryError::ManifestTooLarge.into());
     }
     Ok(content.freeze())
 }

@@ -9,6 +9,8 @@
 //!
 //! Methods block; the registry calls them from blocking threads.
 
+#[cfg(test)]
+mod conformance;
 pub mod sqlite;
 
 use uuid::Uuid;

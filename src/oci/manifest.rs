@@ -294,9 +294,9 @@ mod tests {
 
     #[test]
     fn bad_descriptors_are_refused() {
-        let body = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"sha256:zz","size":1}}}}"#
-        );
+        let body =
+            r#"{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:zz","size":1}}"#;
+
         assert!(matches!(
             parse(body.as_bytes(), None),
             Err(ManifestError::BadDescriptor { .. })

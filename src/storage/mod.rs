@@ -7,6 +7,8 @@
 //!
 //! Methods block; the registry calls them from blocking threads.
 
+#[cfg(test)]
+mod conformance;
 pub mod fs;
 
 use std::io::{self, Read, Seek, Write};

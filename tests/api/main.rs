@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin;
 mod base;
 mod blobs;
 mod clients;

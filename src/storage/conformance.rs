@@ -1,0 +1,165 @@
+//! The behaviour every [`BlobStore`] backend must have, as one suite of
+//! tests generic over the trait. A new backend adds one line to the list at
+//! the bottom and must pass all of it.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use uuid::Uuid;
+
+use super::BlobStore;
+use crate::oci::Digest;
+
+fn write_upload(store: &dyn BlobStore, id: Uuid, offset: u64, bytes: &[u8]) {
+    let mut writer = store.append_to_upload(id, offset).unwrap();
+    writer.write_all(bytes).unwrap();
+    writer.sync().unwrap();
+}
+
+fn read_upload(store: &dyn BlobStore, id: Uuid) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    store
+        .read_upload(id)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+pub fn appends_continue_where_the_offset_says(store: &dyn BlobStore) {
+    let id = Uuid::new_v4();
+    write_upload(store, id, 0, b"hello ");
+    write_upload(store, id, 6, b"world");
+    assert_eq!(read_upload(store, id), b"hello world");
+}
+
+pub fn appending_cuts_off_unacknowledged_bytes(store: &dyn BlobStore) {
+    let id = Uuid::new_v4();
+    write_upload(store, id, 0, b"keep-this-and-not-this");
+    write_upload(store, id, 9, b"!");
+    assert_eq!(read_upload(store, id), b"keep-this!");
+}
+
+pub fn promoted_uploads_become_readable_blobs(store: &dyn BlobStore) {
+    let id = Uuid::new_v4();
+    let content = b"blob content for promotion";
+    write_upload(store, id, 0, content);
+    let digest = Digest::sha256_of(content);
+    store.promote_upload(id, &digest).unwrap();
+
+    let mut reader = store.open_blob(&digest).unwrap().expect("blob is stored");
+    assert_eq!(reader.size(), content.len() as u64);
+    reader.seek(SeekFrom::Start(5)).unwrap();
+    let mut tail = Vec::new();
+    reader.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, &content[5..]);
+    assert!(
+        store.list_uploads().unwrap().iter().all(|u| u.id != id),
+        "the upload is consumed"
+    );
+    let listed = store.list_blobs().unwrap();
+    assert!(listed
+        .iter()
+        .any(|b| b.digest == digest && b.size == content.len() as u64));
+}
+
+pub fn promoting_over_an_existing_copy_is_harmless(store: &dyn BlobStore) {
+    let content = b"same bytes twice";
+    let digest = Digest::sha256_of(content);
+    for _ in 0..2 {
+        let id = Uuid::new_v4();
+        write_upload(store, id, 0, content);
+        store.promote_upload(id, &digest).unwrap();
+    }
+    let mut bytes = Vec::new();
+    store
+        .open_blob(&digest)
+        .unwrap()
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(bytes, content);
+}
+
+pub fn missing_things_are_none_or_false(store: &dyn BlobStore) {
+    let digest = Digest::sha256_of(b"never stored");
+    assert!(store.open_blob(&digest).unwrap().is_none());
+    assert!(!store.remove_blob(&digest).unwrap());
+    store.remove_upload(Uuid::new_v4()).unwrap();
+}
+
+pub fn removed_blobs_and_uploads_are_gone(store: &dyn BlobStore) {
+    let id = Uuid::new_v4();
+    write_upload(store, id, 0, b"to be removed");
+    let digest = Digest::sha256_of(b"to be removed");
+    store.promote_upload(id, &digest).unwrap();
+    assert!(store.remove_blob(&digest).unwrap());
+    assert!(store.open_blob(&digest).unwrap().is_none());
+
+    let abandoned = Uuid::new_v4();
+    write_upload(store, abandoned, 0, b"abandoned");
+    assert!(store
+        .list_uploads()
+        .unwrap()
+        .iter()
+        .any(|u| u.id == abandoned && u.size == 9));
+    store.remove_upload(abandoned).unwrap();
+    assert!(store
+        .list_uploads()
+        .unwrap()
+        .iter()
+        .all(|u| u.id != abandoned));
+}
+
+/// A named check of the suite.
+type Check = (&'static str, fn(&dyn BlobStore));
+
+/// Runs the whole suite against stores made by `new_store` (a fresh one per check).
+pub fn run_all(new_store: &dyn Fn() -> Box<dyn BlobStore>) {
+    let checks: [Check; 6] = [
+        (
+            "appends_continue_where_the_offset_says",
+            appends_continue_where_the_offset_says,
+        ),
+        (
+            "appending_cuts_off_unacknowledged_bytes",
+            appending_cuts_off_unacknowledged_bytes,
+        ),
+        (
+            "promoted_uploads_become_readable_blobs",
+            promoted_uploads_become_readable_blobs,
+        ),
+        (
+            "promoting_over_an_existing_copy_is_harmless",
+            promoting_over_an_existing_copy_is_harmless,
+        ),
+        (
+            "missing_things_are_none_or_false",
+            missing_things_are_none_or_false,
+        ),
+        (
+            "removed_blobs_and_uploads_are_gone",
+            removed_blobs_and_uploads_are_gone,
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("blob store conformance: {name}");
+        check(new_store().as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::layout::StoreLayout;
+    use crate::storage::fs::FsBlobStore;
+
+    #[test]
+    fn filesystem_store_conforms() {
+        let dirs = std::cell::RefCell::new(Vec::new());
+        super::run_all(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsBlobStore::open(StoreLayout::new(dir.path())).unwrap();
+            dirs.borrow_mut().push(dir);
+            Box::new(store)
+        });
+    }
+}

@@ -1,0 +1,305 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{age_file, artispace, blob_path};
+use crate::common::{
+    descriptor, image_index, json_bytes, random_bytes, sha256_digest, Image, TestServer, OCI_INDEX,
+    OCI_MANIFEST,
+};
+
+fn count_files(dir: &std::path::Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn gc_dry_run_changes_nothing() {
+    let server = TestServer::start().await;
+    server.push_image("app", "v1", 1).await;
+    let loose = server
+        .push_blob("app", b"pushed but never referenced")
+        .await;
+    let before = count_files(&server.root().join("blobs"));
+
+    let run = artispace(
+        server.root(),
+        &["gc", "--dry-run", "--grace", "0s", "--json"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["blobs"]["count"], 1);
+    assert_eq!(count_files(&server.root().join("blobs")), before);
+    assert_eq!(
+        server
+            .head(&format!("/v2/app/blobs/{loose}"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn gc_keeps_unreferenced_blobs_within_the_grace_period() {
+    let server = TestServer::start().await;
+    let loose = server
+        .push_blob("app", b"layer pushed before its manifest")
+        .await;
+    let run = artispace(server.root(), &["gc", "--json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["blobs"]["count"], 0);
+    assert!(blob_path(server.root(), &loose).exists());
+}
+
+#[tokio::test]
+async fn gc_removes_unreferenced_blobs_after_the_grace_period() {
+    let server = TestServer::start().await;
+    let image = server.push_image("app", "v1", 1).await;
+    let loose = server.push_blob("app", b"never referenced").await;
+
+    let run = artispace(server.root(), &["gc", "--grace", "0s", "--json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["blobs"]["count"], 1);
+    assert_eq!(report["blobs"]["bytes"], 16);
+    assert!(!blob_path(server.root(), &loose).exists());
+    assert_eq!(
+        server
+            .head(&format!("/v2/app/blobs/{loose}"))
+            .await
+            .status(),
+        404
+    );
+    // What the manifest references stays.
+    let layer = sha256_digest(&image.layer);
+    assert_eq!(
+        server
+            .get(&format!("/v2/app/blobs/{layer}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        image.layer
+    );
+}
+
+#[tokio::test]
+async fn gc_keeps_untagged_manifests_unless_asked() {
+    let server = TestServer::start().await;
+    let image = server.push_image("app", "v1", 1).await;
+    assert_eq!(server.delete("/v2/app/manifests/v1").await.status(), 202);
+
+    let kept = artispace(server.root(), &["gc", "--grace", "0s", "--json"]).await;
+    assert_eq!(kept.json()["manifests"]["count"], 0);
+    let by_digest = format!("/v2/app/manifests/{}", image.digest);
+    assert_eq!(server.get(&by_digest).await.status(), 200);
+
+    let removed = artispace(
+        server.root(),
+        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
+    )
+    .await;
+    let report = removed.json();
+    assert_eq!(report["manifests"]["count"], 1);
+    assert_eq!(
+        report["blobs"]["count"], 2,
+        "config and layer go with their manifest"
+    );
+    assert_eq!(server.get(&by_digest).await.status(), 404);
+    assert!(!blob_path(server.root(), &sha256_digest(&image.layer)).exists());
+}
+
+#[tokio::test]
+async fn gc_keeps_children_of_tagged_indexes_and_referrers_of_kept_subjects() {
+    let server = TestServer::start().await;
+    let child = server.push_image("app", &Image::new(1).digest, 1).await;
+    let index = json_bytes(&image_index(vec![descriptor(
+        OCI_MANIFEST,
+        &child.manifest,
+    )]));
+    server
+        .push_manifest("app", "multi", OCI_INDEX, &index)
+        .await;
+    // A signature-like referrer of the child, untagged.
+    server.push_blob("app", b"{}").await;
+    let referrer = json_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256_digest(b"{}"), "size": 2},
+        "layers": [],
+        "subject": descriptor(OCI_MANIFEST, &child.manifest),
+    }));
+    let referrer_digest = sha256_digest(&referrer);
+    server
+        .push_manifest("app", &referrer_digest, OCI_MANIFEST, &referrer)
+        .await;
+
+    let run = artispace(
+        server.root(),
+        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
+    )
+    .await;
+    assert_eq!(run.json()["manifests"]["count"], 0, "{}", run.stdout);
+    assert_eq!(
+        server
+            .get(&format!("/v2/app/manifests/{}", child.digest))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .get(&format!("/v2/app/manifests/{referrer_digest}"))
+            .await
+            .status(),
+        200
+    );
+
+    // Untag the index: index, child and referrer all become garbage.
+    assert_eq!(server.delete("/v2/app/manifests/multi").await.status(), 202);
+    let run = artispace(
+        server.root(),
+        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
+    )
+    .await;
+    assert_eq!(run.json()["manifests"]["count"], 3, "{}", run.stdout);
+    assert_eq!(
+        server
+            .get(&format!("/v2/app/manifests/{referrer_digest}"))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn gc_removes_orphan_files_and_expired_uploads() {
+    let server = TestServer::start().await;
+    let data = random_bytes(5, 4096);
+    let digest = sha256_digest(&data);
+    let orphan = blob_path(server.root(), &digest);
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, &data).unwrap();
+    age_file(&orphan);
+    let session = server.start_upload("app").await;
+    server
+        .patch_chunk(&session, b"half an upload".to_vec(), None)
+        .await;
+
+    let run = artispace(server.root(), &["gc", "--upload-expiry", "0s", "--json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["orphan_files"]["count"], 1);
+    assert_eq!(report["orphan_files"]["bytes"], 4096);
+    assert_eq!(report["uploads"]["count"], 1);
+    assert!(!orphan.exists());
+    assert_eq!(
+        server
+            .client
+            .get(server.location_url(&session))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+/// Pushes `image` under `tag`, pushing its blobs again when a concurrent
+/// collection took them first (what a client does after
+/// MANIFEST_BLOB_UNKNOWN).
+async fn push_until_accepted(server: &TestServer, tag: &str, image: &Image) {
+    for _ in 0..50 {
+        server.push_blob("churn", &image.config).await;
+        server.push_blob("churn", &image.layer).await;
+        let resp = server
+            .put_manifest("churn", tag, OCI_MANIFEST, &image.manifest)
+            .await;
+        if resp.status() == 201 {
+            return;
+        }
+        assert_eq!(resp.status(), 400, "unexpected answer while gc runs");
+    }
+    panic!("manifest {tag} was never accepted");
+}
+
+#[tokio::test]
+async fn gc_in_a_loop_beside_pushes_and_pulls_loses_nothing() {
+    let server = Arc::new(TestServer::start().await);
+    let done = Arc::new(AtomicBool::new(false));
+    let root = server.root().to_owned();
+    let collector = {
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut runs = 0;
+            while !done.load(Ordering::Relaxed) || runs < 3 {
+                let run = artispace(
+                    &root,
+                    &["gc", "--grace", "0s", "--delete-untagged", "--json"],
+                )
+                .await;
+                assert_eq!(run.code, 0, "gc failed: {}", run.stderr);
+                runs += 1;
+            }
+            runs
+        })
+    };
+
+    // Churn: push images (sharing layers with earlier ones by seed), untag
+    // half of them so their blobs become garbage, then push them again.
+    let mut kept = Vec::new();
+    for round in 0..3u64 {
+        for i in 0..12u64 {
+            let image = Image::new(i);
+            let tag = format!("r{round}-i{i}");
+            push_until_accepted(&server, &tag, &image).await;
+            if i % 2 == 0 {
+                assert_eq!(
+                    server
+                        .delete(&format!("/v2/churn/manifests/{tag}"))
+                        .await
+                        .status(),
+                    202
+                );
+            } else {
+                kept.push((tag, image));
+            }
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let runs = collector.await.unwrap();
+    assert!(runs >= 3);
+
+    for (tag, image) in &kept {
+        let manifest = server.get(&format!("/v2/churn/manifests/{tag}")).await;
+        assert_eq!(manifest.status(), 200, "{tag}");
+        assert_eq!(manifest.bytes().await.unwrap(), image.manifest);
+        for blob in [&image.config, &image.layer] {
+            let resp = server
+                .get(&format!("/v2/churn/blobs/{}", sha256_digest(blob)))
+                .await;
+            assert_eq!(resp.status(), 200, "{tag}");
+            assert_eq!(&resp.bytes().await.unwrap()[..], &blob[..], "{tag}");
+        }
+    }
+    let verify = artispace(server.root(), &["verify", "--json"]).await;
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
