@@ -31,6 +31,9 @@ _artispace() {
             artispace,inspect)
                 cmd="artispace__subcmd__inspect"
                 ;;
+            artispace,push)
+                cmd="artispace__subcmd__push"
+                ;;
             artispace,serve)
                 cmd="artispace__subcmd__serve"
                 ;;
@@ -52,6 +55,9 @@ _artispace() {
             artispace__subcmd__help,inspect)
                 cmd="artispace__subcmd__help__subcmd__inspect"
                 ;;
+            artispace__subcmd__help,push)
+                cmd="artispace__subcmd__help__subcmd__push"
+                ;;
             artispace__subcmd__help,serve)
                 cmd="artispace__subcmd__help__subcmd__serve"
                 ;;
@@ -65,7 +71,7 @@ _artispace() {
 
     case "${cmd}" in
         artispace)
-            opts="-h -V --help --version serve inspect gc verify completions generate-docs help"
+            opts="-h -V --help --version serve push inspect gc verify completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,7 +143,7 @@ _artispace() {
             return 0
             ;;
         artispace__subcmd__help)
-            opts="serve inspect gc verify completions generate-docs help"
+            opts="serve push inspect gc verify completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,6 +226,20 @@ _artispace() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        artispace__subcmd__help__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         artispace__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -255,6 +275,52 @@ _artispace() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        artispace__subcmd__push)
+            opts="-j -q -h -V --platform --jobs --chunk-size --mount-from --username --password-stdin --retries --root --json --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chunk-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mount-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -23,6 +23,7 @@ set edit:completion:arg-completer[artispace] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand serve 'Serve the OCI Distribution / Docker Registry V2 API'
+            cand push 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry'
             cand inspect 'Show repositories, a repository''s tags, or one manifest in detail'
             cand gc 'Remove what nothing references any more (safe while serve runs)'
             cand verify 'Re-hash every blob and check every record; optionally repair'
@@ -37,6 +38,24 @@ set edit:completion:arg-completer[artispace] = {|@words|
             cand --log-format 'Log format on stderr'
             cand --upload-expiry 'Upload sessions idle for longer than this are removed (e.g. 30m, 24h)'
             cand --delete-enabled 'Allow deleting blobs and manifests through the API'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'artispace;push'= {
+            cand --platform 'Push only the image for this platform out of an index (`os/arch[/variant]`)'
+            cand -j 'Blobs copied at the same time'
+            cand --jobs 'Blobs copied at the same time'
+            cand --chunk-size 'Size of the chunks of a remote upload (e.g. 16MiB, 512KiB, 1048576)'
+            cand --mount-from 'Repositories of the target registry to mount blobs from instead of uploading them (repeatable)'
+            cand --username 'User name for a remote registry'
+            cand --retries 'How often a failed request to a remote registry is tried again'
+            cand --root 'Store root, as given to `artispace serve`'
+            cand --password-stdin 'Read the password from the first line of stdin (else ARTISPACE_PASSWORD)'
+            cand --json 'Print the result as one JSON document on stdout'
+            cand -q 'No progress bars or chatter on stderr (errors still print)'
+            cand --quiet 'No progress bars or chatter on stderr (errors still print)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -96,6 +115,7 @@ set edit:completion:arg-completer[artispace] = {|@words|
         }
         &'artispace;help'= {
             cand serve 'Serve the OCI Distribution / Docker Registry V2 API'
+            cand push 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry'
             cand inspect 'Show repositories, a repository''s tags, or one manifest in detail'
             cand gc 'Remove what nothing references any more (safe while serve runs)'
             cand verify 'Re-hash every blob and check every record; optionally repair'
@@ -104,6 +124,8 @@ set edit:completion:arg-completer[artispace] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'artispace;help;serve'= {
+        }
+        &'artispace;help;push'= {
         }
         &'artispace;help;inspect'= {
         }

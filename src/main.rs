@@ -2,12 +2,13 @@
 
 use clap::Parser;
 
-use artispace::cli::{docs, gc, inspect, serve, verify, Cli, Command};
+use artispace::cli::{docs, gc, inspect, push, serve, verify, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Push(args) => push::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Verify(args) => verify::run(args),

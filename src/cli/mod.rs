@@ -7,6 +7,7 @@ pub mod docs;
 pub mod gc;
 pub mod inspect;
 pub mod output;
+pub mod push;
 pub mod serve;
 pub mod store;
 pub mod verify;
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the OCI Distribution / Docker Registry V2 API.
     Serve(serve::ServeArgs),
+    /// Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry.
+    Push(push::PushArgs),
     /// Show repositories, a repository's tags, or one manifest in detail.
     Inspect(inspect::InspectArgs),
     /// Remove what nothing references any more (safe while serve runs).

@@ -12,6 +12,7 @@ mod base;
 mod blobs;
 mod clients;
 mod manifests;
+mod push;
 mod referrers;
 mod restart;
 mod tags_catalog;
