@@ -113,7 +113,10 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
     if failures > 0 {
         println!("{failures} scenario run(s) failed; see the errors above");
     }
-    eprintln!("deleting the run's temporary data");
+    eprintln!(
+        "deleting the run's temporary data in {} (minutes after a large scaling run)",
+        run_dir.path().display()
+    );
     drop(kept);
     drop(run_dir);
     Ok(failures == 0)
