@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'artispace' -ScriptBlock {
             [CompletionResult]::new('grant', 'grant', [CompletionResultType]::ParameterValue, 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Take back grants given with `grant`')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage access tokens for robots and CI')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show repositories, a repository''s tags, or one manifest in detail')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove what nothing references any more (safe while serve runs)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Re-hash every blob and check every record; optionally repair')
@@ -239,6 +240,25 @@ Register-ArgumentCompleter -Native -CommandName 'artispace' -ScriptBlock {
         'artispace;token;help;help' {
             break
         }
+        'artispace;push' {
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Push only the image for this platform out of an index (`os/arch[/variant]`)')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Blobs copied at the same time')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blobs copied at the same time')
+            [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Size of the chunks of a remote upload (e.g. 16MiB, 512KiB, 1048576)')
+            [CompletionResult]::new('--mount-from', '--mount-from', [CompletionResultType]::ParameterName, 'Repositories of the target registry to mount blobs from instead of uploading them (repeatable)')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name for a remote registry')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'How often a failed request to a remote registry is tried again')
+            [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Store root, as given to `artispace serve`')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from the first line of stdin (else ARTISPACE_PASSWORD)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON document on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bars or chatter on stderr (errors still print)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bars or chatter on stderr (errors still print)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'artispace;inspect' {
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Store root, as given to `artispace serve`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON document on stdout')
@@ -302,6 +322,7 @@ Register-ArgumentCompleter -Native -CommandName 'artispace' -ScriptBlock {
             [CompletionResult]::new('grant', 'grant', [CompletionResultType]::ParameterValue, 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Take back grants given with `grant`')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage access tokens for robots and CI')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show repositories, a repository''s tags, or one manifest in detail')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove what nothing references any more (safe while serve runs)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Re-hash every blob and check every record; optionally repair')
@@ -351,6 +372,9 @@ Register-ArgumentCompleter -Native -CommandName 'artispace' -ScriptBlock {
             break
         }
         'artispace;help;token;revoke' {
+            break
+        }
+        'artispace;help;push' {
             break
         }
         'artispace;help;inspect' {

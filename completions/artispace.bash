@@ -34,6 +34,9 @@ _artispace() {
             artispace,inspect)
                 cmd="artispace__subcmd__inspect"
                 ;;
+            artispace,push)
+                cmd="artispace__subcmd__push"
+                ;;
             artispace,revoke)
                 cmd="artispace__subcmd__revoke"
                 ;;
@@ -66,6 +69,9 @@ _artispace() {
                 ;;
             artispace__subcmd__help,inspect)
                 cmd="artispace__subcmd__help__subcmd__inspect"
+                ;;
+            artispace__subcmd__help,push)
+                cmd="artispace__subcmd__help__subcmd__push"
                 ;;
             artispace__subcmd__help,revoke)
                 cmd="artispace__subcmd__help__subcmd__revoke"
@@ -164,7 +170,7 @@ _artispace() {
 
     case "${cmd}" in
         artispace)
-            opts="-h -V --help --version serve user grant revoke token inspect gc verify completions generate-docs help"
+            opts="-h -V --help --version serve user grant revoke token push inspect gc verify completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -254,7 +260,7 @@ _artispace() {
             return 0
             ;;
         artispace__subcmd__help)
-            opts="serve user grant revoke token inspect gc verify completions generate-docs help"
+            opts="serve user grant revoke token push inspect gc verify completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,6 +344,20 @@ _artispace() {
             return 0
             ;;
         artispace__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        artispace__subcmd__help__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -526,6 +546,52 @@ _artispace() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        artispace__subcmd__push)
+            opts="-j -q -h -V --platform --jobs --chunk-size --mount-from --username --password-stdin --retries --root --json --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chunk-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mount-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -27,6 +27,7 @@ set edit:completion:arg-completer[artispace] = {|@words|
             cand grant 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern'
             cand revoke 'Take back grants given with `grant`'
             cand token 'Manage access tokens for robots and CI'
+            cand push 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry'
             cand inspect 'Show repositories, a repository''s tags, or one manifest in detail'
             cand gc 'Remove what nothing references any more (safe while serve runs)'
             cand verify 'Re-hash every blob and check every record; optionally repair'
@@ -212,6 +213,24 @@ set edit:completion:arg-completer[artispace] = {|@words|
         }
         &'artispace;token;help;help'= {
         }
+        &'artispace;push'= {
+            cand --platform 'Push only the image for this platform out of an index (`os/arch[/variant]`)'
+            cand -j 'Blobs copied at the same time'
+            cand --jobs 'Blobs copied at the same time'
+            cand --chunk-size 'Size of the chunks of a remote upload (e.g. 16MiB, 512KiB, 1048576)'
+            cand --mount-from 'Repositories of the target registry to mount blobs from instead of uploading them (repeatable)'
+            cand --username 'User name for a remote registry'
+            cand --retries 'How often a failed request to a remote registry is tried again'
+            cand --root 'Store root, as given to `artispace serve`'
+            cand --password-stdin 'Read the password from the first line of stdin (else ARTISPACE_PASSWORD)'
+            cand --json 'Print the result as one JSON document on stdout'
+            cand -q 'No progress bars or chatter on stderr (errors still print)'
+            cand --quiet 'No progress bars or chatter on stderr (errors still print)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'artispace;inspect'= {
             cand --root 'Store root, as given to `artispace serve`'
             cand --json 'Print the result as one JSON document on stdout'
@@ -270,6 +289,7 @@ set edit:completion:arg-completer[artispace] = {|@words|
             cand grant 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern'
             cand revoke 'Take back grants given with `grant`'
             cand token 'Manage access tokens for robots and CI'
+            cand push 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry'
             cand inspect 'Show repositories, a repository''s tags, or one manifest in detail'
             cand gc 'Remove what nothing references any more (safe while serve runs)'
             cand verify 'Re-hash every blob and check every record; optionally repair'
@@ -307,6 +327,8 @@ set edit:completion:arg-completer[artispace] = {|@words|
         &'artispace;help;token;list'= {
         }
         &'artispace;help;token;revoke'= {
+        }
+        &'artispace;help;push'= {
         }
         &'artispace;help;inspect'= {
         }

@@ -31,6 +31,7 @@ complete -c artispace -n "__fish_artispace_needs_command" -f -a "user" -d 'Manag
 complete -c artispace -n "__fish_artispace_needs_command" -f -a "grant" -d 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern'
 complete -c artispace -n "__fish_artispace_needs_command" -f -a "revoke" -d 'Take back grants given with `grant`'
 complete -c artispace -n "__fish_artispace_needs_command" -f -a "token" -d 'Manage access tokens for robots and CI'
+complete -c artispace -n "__fish_artispace_needs_command" -f -a "push" -d 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry'
 complete -c artispace -n "__fish_artispace_needs_command" -f -a "inspect" -d 'Show repositories, a repository\'s tags, or one manifest in detail'
 complete -c artispace -n "__fish_artispace_needs_command" -f -a "gc" -d 'Remove what nothing references any more (safe while serve runs)'
 complete -c artispace -n "__fish_artispace_needs_command" -f -a "verify" -d 'Re-hash every blob and check every record; optionally repair'
@@ -137,6 +138,18 @@ complete -c artispace -n "__fish_artispace_using_subcommand token; and __fish_se
 complete -c artispace -n "__fish_artispace_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tokens (never their secrets)'
 complete -c artispace -n "__fish_artispace_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token by name'
 complete -c artispace -n "__fish_artispace_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l platform -d 'Push only the image for this platform out of an index (`os/arch[/variant]`)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand push" -s j -l jobs -d 'Blobs copied at the same time' -r
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l chunk-size -d 'Size of the chunks of a remote upload (e.g. 16MiB, 512KiB, 1048576)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l mount-from -d 'Repositories of the target registry to mount blobs from instead of uploading them (repeatable)' -r
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l username -d 'User name for a remote registry' -r
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l retries -d 'How often a failed request to a remote registry is tried again' -r
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l root -d 'Store root, as given to `artispace serve`' -r -F
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l password-stdin -d 'Read the password from the first line of stdin (else ARTISPACE_PASSWORD)'
+complete -c artispace -n "__fish_artispace_using_subcommand push" -l json -d 'Print the result as one JSON document on stdout'
+complete -c artispace -n "__fish_artispace_using_subcommand push" -s q -l quiet -d 'No progress bars or chatter on stderr (errors still print)'
+complete -c artispace -n "__fish_artispace_using_subcommand push" -s h -l help -d 'Print help'
+complete -c artispace -n "__fish_artispace_using_subcommand push" -s V -l version -d 'Print version'
 complete -c artispace -n "__fish_artispace_using_subcommand inspect" -l root -d 'Store root, as given to `artispace serve`' -r -F
 complete -c artispace -n "__fish_artispace_using_subcommand inspect" -l json -d 'Print the result as one JSON document on stdout'
 complete -c artispace -n "__fish_artispace_using_subcommand inspect" -s q -l quiet -d 'No progress bars or chatter on stderr (errors still print)'
@@ -165,17 +178,18 @@ complete -c artispace -n "__fish_artispace_using_subcommand completions" -s V -l
 complete -c artispace -n "__fish_artispace_using_subcommand generate-docs" -l out -d 'Folder to write `completions/` and `man/` into (the repository root)' -r -F
 complete -c artispace -n "__fish_artispace_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c artispace -n "__fish_artispace_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "serve" -d 'Serve the OCI Distribution / Docker Registry V2 API'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "user" -d 'Manage users (the first user switches authentication on)'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "grant" -d 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "revoke" -d 'Take back grants given with `grant`'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "token" -d 'Manage access tokens for robots and CI'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "inspect" -d 'Show repositories, a repository\'s tags, or one manifest in detail'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "gc" -d 'Remove what nothing references any more (safe while serve runs)'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "verify" -d 'Re-hash every blob and check every record; optionally repair'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "completions" -d 'Print shell completions'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "generate-docs" -d 'Rewrite the committed completions/ and man/ (for maintainers)'
-complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token inspect gc verify completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "serve" -d 'Serve the OCI Distribution / Docker Registry V2 API'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "user" -d 'Manage users (the first user switches authentication on)'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "grant" -d 'Let a user (or `anonymous`) pull, push, delete or administer repositories matching a pattern'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "revoke" -d 'Take back grants given with `grant`'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "token" -d 'Manage access tokens for robots and CI'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "push" -d 'Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "inspect" -d 'Show repositories, a repository\'s tags, or one manifest in detail'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "gc" -d 'Remove what nothing references any more (safe while serve runs)'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "verify" -d 'Re-hash every blob and check every record; optionally repair'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "completions" -d 'Print shell completions'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "generate-docs" -d 'Rewrite the committed completions/ and man/ (for maintainers)'
+complete -c artispace -n "__fish_artispace_using_subcommand help; and not __fish_seen_subcommand_from serve user grant revoke token push inspect gc verify completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c artispace -n "__fish_artispace_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Add a user (the first one switches authentication on)'
 complete -c artispace -n "__fish_artispace_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users with their grants (and the grants of anonymous callers)'
 complete -c artispace -n "__fish_artispace_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "remove" -d 'Remove a user, with their grants and access tokens'

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use artispace::cli::{docs, gc, grant, inspect, serve, token, user, verify, Cli, Command};
+use artispace::cli::{docs, gc, grant, inspect, push, serve, token, user, verify, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
@@ -12,6 +12,7 @@ fn main() {
         Command::Grant(args) => grant::run_grant(args),
         Command::Revoke(args) => grant::run_revoke(args),
         Command::Token(args) => token::run(args),
+        Command::Push(args) => push::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Verify(args) => verify::run(args),

@@ -136,7 +136,11 @@ pub async fn artispace_target(
     name: &str,
 ) -> Result<Target> {
     match url {
-        Some(url) => Ok(Target::external(name, url, pid)),
+        Some(url) => {
+            let target = Target::external(name, url, pid);
+            target.wait_ready("/v2/").await?;
+            Ok(target)
+        }
         None => Target::spawn_artispace(&common.server_bin(), &common.work_dir()).await,
     }
 }

@@ -85,6 +85,12 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this bench process has used so far: the
+/// client shares the cores with the server, so its cost is part of the story.
+pub fn own_cpu_secs() -> f64 {
+    cpu_ticks(std::process::id()) as f64 / clock_ticks_per_sec()
+}
+
 fn tree_cpu_ticks(pid: u32) -> u64 {
     process_tree(pid).into_iter().map(cpu_ticks).sum()
 }

@@ -46,6 +46,8 @@ pub struct ScenarioResult {
     pub items_per_s: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// CPU seconds used by the bench itself (the client) during the scenario.
+    pub client_cpu_secs: f64,
     pub server_cpu_secs: Option<f64>,
     pub server_peak_rss_mib: Option<f64>,
     pub server_rss_end_mib: Option<f64>,
@@ -61,6 +63,7 @@ impl ScenarioResult {
         mut work: Work,
         elapsed: Duration,
         usage: Option<Usage>,
+        client_cpu_secs: f64,
     ) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
         work.latencies.sort_unstable();
@@ -77,6 +80,7 @@ impl ScenarioResult {
             items_per_s: (work.items > 0).then(|| work.items as f64 / secs),
             p50_ms: percentile_ms(&work.latencies, 0.50),
             p99_ms: percentile_ms(&work.latencies, 0.99),
+            client_cpu_secs,
             server_cpu_secs: usage.map(|u| u.cpu_secs),
             server_peak_rss_mib: usage.map(|u| u.peak_rss_mib),
             server_rss_end_mib: usage.map(|u| u.rss_end_mib),
@@ -175,6 +179,7 @@ pub fn scenario_table(results: &[ScenarioResult]) -> Table {
         "ops/s",
         "p50 ms",
         "p99 ms",
+        "client CPU s",
         "srv CPU s",
         "srv peak RSS MiB",
         "srv VmHWM MiB",
@@ -190,6 +195,7 @@ pub fn scenario_table(results: &[ScenarioResult]) -> Table {
             format!("{:.1} {}/s", r.ops_per_s, r.unit),
             opt(r.p50_ms, 2),
             opt(r.p99_ms, 2),
+            format!("{:.2}", r.client_cpu_secs),
             opt(r.server_cpu_secs, 2),
             opt(r.server_peak_rss_mib, 1),
             opt(r.server_vm_hwm_mib, 1),

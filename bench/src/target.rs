@@ -164,7 +164,7 @@ impl Target {
     }
 
     /// Polls `path` until it answers 200, or the server exits, or time runs out.
-    async fn wait_ready(&self, path: &str) -> Result<()> {
+    pub async fn wait_ready(&self, path: &str) -> Result<()> {
         let client = reqwest::Client::new();
         let url = format!("{}{path}", self.base_url);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -176,21 +176,25 @@ impl Target {
             }
             if let Some(pid) = self.pid {
                 if !crate::proc_stats::process_exists(pid) {
-                    bail!(
-                        "{} exited during start-up; log:\n{}",
-                        self.name,
-                        self.log_tail()
-                    );
+                    bail!("{} exited during start-up{}", self.name, self.log_suffix());
                 }
             }
             if Instant::now() > deadline {
+                let name = &self.name;
                 bail!(
-                    "{} did not answer 200 on {url} within {START_TIMEOUT:?}; log:\n{}",
-                    self.name,
-                    self.log_tail()
+                    "{name} did not answer 200 on {url} within {START_TIMEOUT:?}{}",
+                    self.log_suffix()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// "; log:" and the log's tail, or nothing for a target without a log.
+    fn log_suffix(&self) -> String {
+        match self.log_tail() {
+            t if t.is_empty() => String::new(),
+            t => format!("; log:\n{t}"),
         }
     }
 

@@ -26,7 +26,7 @@ mod uploads;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Query, Request, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -211,7 +211,13 @@ async fn log_and_stamp(request: Request, next: Next) -> Response {
         %path,
         status = response.status().as_u16(),
         bytes_in,
-        bytes_out = content_length(response.headers()),
+        // Streamed bodies announce their length in a header, buffered ones in their size hint.
+        bytes_out = response
+            .body()
+            .size_hint()
+            .exact()
+            .unwrap_or_else(|| content_length(response.headers())),
+
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

@@ -8,6 +8,7 @@ pub mod gc;
 pub mod grant;
 pub mod inspect;
 pub mod output;
+pub mod push;
 pub mod serve;
 pub mod store;
 pub mod token;
@@ -37,6 +38,8 @@ pub enum Command {
     Revoke(grant::RevokeArgs),
     /// Manage access tokens for robots and CI.
     Token(token::TokenArgs),
+    /// Push an OCI layout, OCI archive or Docker archive to the local store or a remote registry.
+    Push(push::PushArgs),
     /// Show repositories, a repository's tags, or one manifest in detail.
     Inspect(inspect::InspectArgs),
     /// Remove what nothing references any more (safe while serve runs).

@@ -245,14 +245,8 @@ pub fn gc_marks_only_what_nothing_holds_and_a_push_revives_it(store: &dyn Metada
         dry_run: true,
     };
     let planned = store.mark_garbage(&past_grace).unwrap();
-    assert_eq!(
-        planned
-            .blobs
-            .iter()
-            .map(|b| b.digest.clone())
-            .collect::<Vec<_>>(),
-        [loose.clone()]
-    );
+    let planned: Vec<&Digest> = planned.blobs.iter().map(|b| &b.digest).collect();
+    assert_eq!(planned, [&loose]);
     assert!(
         store
             .blobs()
@@ -274,7 +268,7 @@ pub fn gc_marks_only_what_nothing_holds_and_a_push_revives_it(store: &dyn Metada
     assert!(moved);
     let removed = Cell::new(0);
     let swept = store
-        .sweep_blobs(&[loose.clone()], &mut |_| {
+        .sweep_blobs(std::slice::from_ref(&loose), &mut |_| {
             removed.set(removed.get() + 1);
             Ok(())
         })
@@ -286,9 +280,12 @@ pub fn gc_marks_only_what_nothing_holds_and_a_push_revives_it(store: &dyn Metada
     );
 }
 
+/// A named check of the suite.
+type Check = (&'static str, fn(&dyn MetadataStore));
+
 /// Runs the whole suite against stores made by `new_store` (a fresh one per check).
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn MetadataStore>) {
-    let checks: [(&str, fn(&dyn MetadataStore)); 8] = [
+    let checks: [Check; 8] = [
         (
             "blobs_are_stored_once_and_linked_per_repository",
             blobs_are_stored_once_and_linked_per_repository,

@@ -91,18 +91,13 @@ impl Registry {
     {
         let session = self.session(id);
         let mut state = session.lock().await;
-        let record = self.live_upload(repo, id).await?;
-        check_start(&claim, record.size)?;
-        let before = self.hash_of_session(&mut state, &record).await?;
         let (hasher, size) = self
-            .write_chunk(id, record.size, before.clone(), claim, body)
+            .write_session_chunk(&mut state, repo, id, claim, body)
             .await?;
-        let result = self.metadata(move |m| m.set_upload_size(id, size)).await;
-        state.hash = match result {
-            Ok(()) => Some((size, hasher)),
-            Err(_) => Some((record.size, before)),
-        };
-        result.map(|()| UploadStatus { id, size })
+        // Acknowledged only once the new size is recorded.
+        self.metadata(move |m| m.set_upload_size(id, size)).await?;
+        state.hash = Some((size, hasher));
+        Ok(UploadStatus { id, size })
     }
 
     /// Appends the optional last chunk, checks the whole content against
@@ -121,20 +116,36 @@ impl Registry {
     {
         let session = self.session(id);
         let mut state = session.lock().await;
-        let record = self.live_upload(repo, id).await?;
-        check_start(&claim, record.size)?;
-        let before = self.hash_of_session(&mut state, &record).await?;
         let (hasher, size) = self
-            .write_chunk(id, record.size, before.clone(), claim, body)
+            .write_session_chunk(&mut state, repo, id, claim, body)
             .await?;
-        if let Err(e) = self.check_digest(id, size, digest, hasher).await {
-            state.hash = Some((record.size, before));
-            return Err(e);
-        }
+        self.check_digest(id, size, digest, hasher).await?;
         self.commit_blob(repo, digest, size, id).await?;
         drop(state);
         self.forget_session(id);
         Ok(())
+    }
+
+    /// Writes a chunk after the session's acknowledged bytes; returns the
+    /// hash and size including it. Nothing is acknowledged here: on any
+    /// failure, `state` and the session's record still describe the bytes
+    /// before this chunk, and the next append cuts off what was written.
+    async fn write_session_chunk<S, E>(
+        &self,
+        state: &mut SessionState,
+        repo: &RepoName,
+        id: Uuid,
+        claim: ChunkClaim,
+        body: S,
+    ) -> Result<(Hasher, u64), RegistryError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let record = self.live_upload(repo, id).await?;
+        check_start(&claim, record.size)?;
+        let before = self.hash_of_session(state, &record).await?;
+        self.write_chunk(id, record.size, before, claim, body).await
     }
 
     /// Stores a blob sent whole in one request (`POST ?digest=`).

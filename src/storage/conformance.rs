@@ -110,9 +110,12 @@ pub fn removed_blobs_and_uploads_are_gone(store: &dyn BlobStore) {
         .all(|u| u.id != abandoned));
 }
 
+/// A named check of the suite.
+type Check = (&'static str, fn(&dyn BlobStore));
+
 /// Runs the whole suite against stores made by `new_store` (a fresh one per check).
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn BlobStore>) {
-    let checks: [(&str, fn(&dyn BlobStore)); 6] = [
+    let checks: [Check; 6] = [
         (
             "appends_continue_where_the_offset_says",
             appends_continue_where_the_offset_says,

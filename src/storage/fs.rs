@@ -145,7 +145,12 @@ impl BlobStore for FsBlobStore {
             else {
                 continue;
             };
-            let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+            // An upload finished or cancelled while we list is simply gone.
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&entry.path())(e)),
+            };
             uploads.push(StoredUpload {
                 id,
                 size: meta.len(),
@@ -196,11 +201,20 @@ impl BlobStore for FsBlobStore {
     fn list_blobs(&self) -> Result<Vec<StoredBlob>, StorageError> {
         let root = self.layout.blobs_dir();
         let mut blobs = Vec::new();
+        // Files removed while we walk (by gc, or verify --repair) are skipped.
+        let vanished = |e: &walkdir::Error| {
+            e.io_error()
+                .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
+        };
         for entry in walkdir::WalkDir::new(&root).min_depth(3).max_depth(3) {
-            let entry = entry.map_err(|e| {
-                let path = e.path().unwrap_or(&root).display().to_string();
-                StorageError::io(path, e.into())
-            })?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => {
+                    let path = e.path().unwrap_or(&root).display().to_string();
+                    return Err(StorageError::io(path, e.into()));
+                }
+            };
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -218,9 +232,17 @@ impl BlobStore for FsBlobStore {
             let Ok(digest) = format!("{algorithm}:{hex}").parse::<Digest>() else {
                 continue;
             };
-            let meta = entry
-                .metadata()
-                .map_err(|e| StorageError::io(entry.path().display().to_string(), e.into()))?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => {
+                    return Err(StorageError::io(
+                        entry.path().display().to_string(),
+                        e.into(),
+                    ))
+                }
+            };
+
             blobs.push(StoredBlob {
                 digest,
                 size: meta.len(),

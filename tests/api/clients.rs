@@ -193,3 +193,118 @@ async fn skopeo_copies_an_oci_image_in_and_out_with_the_same_digests() {
         );
     }
 }
+
+/// Fails (never skips) when a client tool is missing: .ci/run installs it.
+fn require(program: &str, probe: &[&str], install: &str) {
+    let found = Command::new(program)
+        .args(probe)
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{program}` is not usable here; install it ({install}), as .ci/run does"
+    );
+}
+
+/// `podman` with its own storage under `dir`, so tests leave no trace.
+fn podman(dir: &Path) -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.env("HOME", dir)
+        .arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]);
+    cmd
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).trim().to_owned()
+}
+
+#[tokio::test]
+async fn podman_pushes_and_pulls_back_the_same_image() {
+    require("podman", &["--version"], "apt-get install podman");
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    // podman names an image pulled from a layout after its path, which must
+    // then be lowercase: a folder named after this server's port.
+    let lowercase = tempfile::Builder::new()
+        .prefix(&format!(
+            "artispace-podman-{}",
+            server.host().replace([':', '.'], "-")
+        ))
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap();
+    let source = lowercase.path().join("source");
+    write_oci_layout(&source);
+
+    let remote = format!("{}/podman/app:v1", server.host());
+
+    let mut load = podman(work.path());
+    load.args(["pull", "-q"])
+        .arg(format!("oci:{}:v1", source.display()));
+    let image_id = text(run(load, "podman pull from the OCI layout"));
+
+    let mut push = podman(work.path());
+    push.args(["push", "--tls-verify=false", &image_id, &remote]);
+    run(push, "podman push into artispace");
+    let mut remove = podman(work.path());
+    remove.args(["rmi", "-f", &image_id]);
+    run(remove, "podman rmi");
+
+    let mut pull = podman(work.path());
+    pull.args(["pull", "-q", "--tls-verify=false", &remote]);
+    let pulled_id = text(run(pull, "podman pull from artispace"));
+    assert_eq!(
+        pulled_id, image_id,
+        "the image comes back with the same config digest"
+    );
+    assert_eq!(server.get("/v2/podman/app/tags/list").await.status(), 200);
+}
+
+#[tokio::test]
+async fn oras_pushes_and_pulls_an_artifact() {
+    require("python3", &["-c", "import oras.client"], "pip install oras");
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("sbom.json");
+    std::fs::write(&file, br#"{"packages":["artispace"]}"#).unwrap();
+    let out = work.path().join("out");
+    let script = r#"
+import sys, oras.client
+host, file, out = sys.argv[1:4]
+client = oras.client.OrasClient(hostname=host, insecure=True)
+response = client.push(target=f"{host}/oras/sbom:v1", files=[file], manifest_annotations={"purpose": "test"})
+assert response.status_code == 201, response.status_code
+print("\n".join(client.pull(target=f"{host}/oras/sbom:v1", outdir=out)))
+"#;
+    let mut oras = Command::new("python3");
+    oras.current_dir(work.path())
+        .args(["-c", script, server.host(), "sbom.json"])
+        .arg(&out);
+    let pulled = text(run(oras, "oras push and pull"));
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    let manifest: Value = serde_json::from_slice(
+        &server
+            .get("/v2/oras/sbom/manifests/v1")
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["annotations"]["purpose"], "test");
+}

@@ -14,6 +14,7 @@ mod blobs;
 mod clients;
 mod hardening;
 mod manifests;
+mod push;
 mod referrers;
 mod restart;
 mod tags_catalog;

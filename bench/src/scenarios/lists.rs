@@ -135,11 +135,11 @@ async fn walks(ctx: &Ctx, path: String, field: &'static str, expect: Expect) -> 
     }
     let latencies = collect(set).await?;
     let items = items.load(Ordering::Relaxed);
-    let mut notes: Vec<String> = notes.lock().expect("lock").iter().cloned().collect();
-    notes.push(format!("{items} entries in complete walks"));
+    let notes: Vec<String> = notes.lock().expect("lock").iter().cloned().collect();
     Ok(Work {
         ops: latencies.len() as u64,
         unit: "pages",
+        items,
         latencies,
         notes,
         ..Work::default()

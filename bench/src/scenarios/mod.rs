@@ -22,7 +22,7 @@ use reqwest::Client;
 use tokio::task::JoinSet;
 
 use crate::content::BlobSource;
-use crate::proc_stats::ProcessMeter;
+use crate::proc_stats::{own_cpu_secs, ProcessMeter};
 use crate::report::{ScenarioResult, Work};
 use crate::target::{Target, TargetKind};
 
@@ -217,9 +217,11 @@ pub async fn run_scenario(
             .await
             .map_err(|e| e.context("preparing (untimed)"))?;
         let meter = ProcessMeter::start(target.pid);
+        let client_cpu = own_cpu_secs();
         let start = Instant::now();
         let work = scenario.execute(ctx).await?;
         let elapsed = start.elapsed();
+        let client_cpu = own_cpu_secs() - client_cpu;
         let usage = meter.finish();
         Ok(ScenarioResult::new(
             &target.name,
@@ -228,6 +230,7 @@ pub async fn run_scenario(
             work,
             elapsed,
             usage,
+            client_cpu,
         ))
     };
     match tokio::time::timeout(limit, timed).await {

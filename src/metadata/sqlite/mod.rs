@@ -1,6 +1,10 @@
 //! [`MetadataStore`] on SQLite. All of the registry's SQL lives in this
-//! module.
+//! module: `blobs` (blobs, links, upload sessions), `manifests` (manifests,
+//! tags, referrers, catalog), `upkeep` (gc, verify, inventory), `accounts`
+//! (users, grants, access tokens), `schema` (migrations). This file holds
+//! the connections and the trait impl.
 //!
+
 //! One write connection, guarded by a mutex, takes `BEGIN IMMEDIATE` for
 //! every change: SQLite's write lock is the one lock shared by every process
 //! on a store root (a `serve` and an admin command alike). Reads use a small
@@ -9,6 +13,8 @@
 //! survives a power cut.
 
 mod accounts;
+mod blobs;
+mod manifests;
 mod schema;
 mod upkeep;
 
@@ -208,20 +214,7 @@ impl MetadataStore for SqliteMetadata {
     }
 
     fn list_repositories(&self, after: Option<&str>, limit: usize) -> Result<Page, MetadataError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
-                )
-                .map_err(db)?;
-            let items = stmt
-                .query_map(params![after.unwrap_or(""), limit_plus_one(limit)], |r| {
-                    r.get(0)
-                })
-                .and_then(Iterator::collect)
-                .map_err(db)?;
-            Ok(page_of(items, limit))
-        })
+        self.read(|conn| manifests::list_repositories(conn, after, limit))
     }
 
     fn linked_blob_size(
@@ -229,22 +222,7 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<u64>, MetadataError> {
-        self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT b.size FROM repositories r
-                 JOIN repository_blobs rb ON rb.repository_id = r.id
-                 JOIN blobs b ON b.digest = rb.digest
-                 WHERE r.name = ?1 AND rb.digest = ?2 AND b.state = 'present'",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![repo.as_str(), digest.to_string()], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()
-            })
-            .map(|size| size.map(|s| s as u64))
-            .map_err(db)
-        })
+        self.read(|conn| blobs::linked_blob_size(conn, repo, digest))
     }
 
     fn commit_blob(
@@ -255,34 +233,7 @@ impl MetadataStore for SqliteMetadata {
         upload: Uuid,
         move_into_place: &mut dyn FnMut() -> Result<(), StorageError>,
     ) -> Result<bool, MetadataError> {
-        let now = now_millis();
-        self.write(|tx| {
-            let repo_id = ensure_repository(tx, repo, now)?;
-            let state: Option<String> = tx
-                .prepare_cached("SELECT state FROM blobs WHERE digest = ?1")
-                .and_then(|mut stmt| {
-                    stmt.query_row([digest.to_string()], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(db)?;
-            // A present copy is complete by invariant 1; anything else (no row,
-            // a row being collected, a corrupt copy) gets our file.
-            let moved = state.as_deref() != Some("present");
-            if moved {
-                move_into_place()?;
-            }
-            tx.prepare_cached(
-                "INSERT INTO blobs (digest, size, state, created_at) VALUES (?1, ?2, 'present', ?3)
-                 ON CONFLICT (digest) DO UPDATE SET state = 'present', size = excluded.size",
-            )
-            .and_then(|mut stmt| stmt.execute(params![digest.to_string(), size as i64, now]))
-            .map_err(db)?;
-            link_blob(tx, repo_id, digest, now)?;
-            tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")
-                .and_then(|mut stmt| stmt.execute([upload.to_string()]))
-                .map_err(db)?;
-            Ok(moved)
-        })
+        self.write(|tx| blobs::commit_blob(tx, repo, digest, size, upload, move_into_place))
     }
 
     fn mount_blob(
@@ -291,194 +242,35 @@ impl MetadataStore for SqliteMetadata {
         from: &RepoName,
         digest: &Digest,
     ) -> Result<bool, MetadataError> {
-        let now = now_millis();
-        self.write(|tx| {
-            let Some(from_id) = repository_id(tx, from)? else {
-                return Ok(false);
-            };
-            if !is_linked_and_present(tx, from_id, digest)? {
-                return Ok(false);
-            }
-            let repo_id = ensure_repository(tx, repo, now)?;
-            link_blob(tx, repo_id, digest, now)?;
-            Ok(true)
-        })
+        self.write(|tx| blobs::mount_blob(tx, repo, from, digest))
     }
 
     fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool, MetadataError> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "DELETE FROM repository_blobs
-                 WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2",
-            )
-            .and_then(|mut stmt| stmt.execute(params![repo.as_str(), digest.to_string()]))
-            .map(|n| n > 0)
-            .map_err(db)
-        })
+        self.write(|tx| blobs::unlink_blob(tx, repo, digest))
     }
 
     fn create_upload(&self, id: Uuid, repo: &RepoName) -> Result<UploadRecord, MetadataError> {
-        let now = now_millis();
-        self.write(|tx| {
-            let repo_id = ensure_repository(tx, repo, now)?;
-            tx.prepare_cached(
-                "INSERT INTO uploads (id, repository_id, size, started_at, updated_at) VALUES (?1, ?2, 0, ?3, ?3)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![id.to_string(), repo_id, now]))
-            .map_err(db)?;
-            Ok(UploadRecord {
-                id,
-                repo: repo.clone(),
-                size: 0,
-                started_at: now,
-                updated_at: now,
-            })
-        })
+        self.write(|tx| blobs::create_upload(tx, id, repo))
     }
 
     fn upload(&self, id: Uuid) -> Result<Option<UploadRecord>, MetadataError> {
-        self.read(|conn| {
-            let row = conn
-                .prepare_cached(
-                    "SELECT r.name, u.size, u.started_at, u.updated_at
-                     FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?1",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row([id.to_string()], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                        ))
-                    })
-                    .optional()
-                })
-                .map_err(db)?;
-            let Some((name, size, started_at, updated_at)) = row else {
-                return Ok(None);
-            };
-            let repo = name.parse().map_err(|e| {
-                MetadataError::Database(format!("stored repository name is invalid: {e}"))
-            })?;
-            Ok(Some(UploadRecord {
-                id,
-                repo,
-                size: size as u64,
-                started_at,
-                updated_at,
-            }))
-        })
+        self.read(|conn| blobs::upload(conn, id))
     }
 
     fn set_upload_size(&self, id: Uuid, size: u64) -> Result<(), MetadataError> {
-        let now = now_millis();
-        self.write(|tx| {
-            tx.prepare_cached("UPDATE uploads SET size = ?2, updated_at = ?3 WHERE id = ?1")
-                .and_then(|mut stmt| stmt.execute(params![id.to_string(), size as i64, now]))
-                .map_err(db)?;
-            Ok(())
-        })
+        self.write(|tx| blobs::set_upload_size(tx, id, size))
     }
 
     fn delete_upload(&self, id: Uuid) -> Result<bool, MetadataError> {
-        self.write(|tx| {
-            tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")
-                .and_then(|mut stmt| stmt.execute([id.to_string()]))
-                .map(|n| n > 0)
-                .map_err(db)
-        })
+        self.write(|tx| blobs::delete_upload(tx, id))
     }
 
     fn expired_uploads(&self, updated_before: i64) -> Result<Vec<Uuid>, MetadataError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT id FROM uploads WHERE updated_at < ?1")
-                .map_err(db)?;
-            let ids: Vec<String> = stmt
-                .query_map([updated_before], |r| r.get(0))
-                .and_then(Iterator::collect)
-                .map_err(db)?;
-            Ok(ids
-                .iter()
-                .filter_map(|id| Uuid::parse_str(id).ok())
-                .collect())
-        })
+        self.read(|conn| blobs::expired_uploads(conn, updated_before))
     }
 
     fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), MetadataError> {
-        let now = now_millis();
-        let annotations = match &m.parsed.annotations {
-            Some(a) => {
-                Some(serde_json::to_string(a).map_err(|e| MetadataError::Database(e.to_string()))?)
-            }
-            None => None,
-        };
-        self.write(|tx| {
-            let repo_id = ensure_repository(tx, m.repo, now)?;
-            for blob in &m.parsed.blobs {
-                if !is_linked_and_present(tx, repo_id, blob)? {
-                    return Err(MetadataError::MissingBlob(blob.clone()));
-                }
-            }
-            for child in &m.parsed.children {
-                let present = tx
-                    .prepare_cached("SELECT 1 FROM manifests WHERE repository_id = ?1 AND digest = ?2")
-                    .and_then(|mut stmt| stmt.exists(params![repo_id, child.to_string()]))
-                    .map_err(db)?;
-                if !present {
-                    return Err(MetadataError::MissingChild(child.clone()));
-                }
-            }
-            // The same digest means the same bytes: pushing again only re-tags.
-            let manifest_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO manifests
-                       (repository_id, digest, media_type, artifact_type, subject, annotations, size, content, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (repository_id, digest) DO UPDATE SET digest = excluded.digest
-                     RETURNING id",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(
-                        params![
-                            repo_id,
-                            m.digest.to_string(),
-                            m.parsed.media_type,
-                            m.parsed.artifact_type,
-                            m.parsed.subject.as_ref().map(Digest::to_string),
-                            annotations,
-                            m.content.len() as i64,
-                            m.content,
-                            now
-                        ],
-                        |r| r.get(0),
-                    )
-                })
-                .map_err(db)?;
-            for blob in &m.parsed.blobs {
-                tx.prepare_cached("INSERT OR IGNORE INTO manifest_blobs (manifest_id, digest) VALUES (?1, ?2)")
-                    .and_then(|mut stmt| stmt.execute(params![manifest_id, blob.to_string()]))
-                    .map_err(db)?;
-            }
-            for child in &m.parsed.children {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO manifest_children (manifest_id, child_digest) VALUES (?1, ?2)",
-                )
-                .and_then(|mut stmt| stmt.execute(params![manifest_id, child.to_string()]))
-                .map_err(db)?;
-            }
-            if let Some(tag) = m.tag {
-                tx.prepare_cached(
-                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (repository_id, name) DO UPDATE
-                     SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
-                )
-                .and_then(|mut stmt| stmt.execute(params![repo_id, tag.as_str(), manifest_id, now]))
-                .map_err(db)?;
-            }
-            Ok(())
-        })
+        self.write(|tx| manifests::put(tx, m))
     }
 
     fn manifest_by_tag(
@@ -486,30 +278,7 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         tag: &Tag,
     ) -> Result<Option<StoredManifest>, MetadataError> {
-        self.read(|conn| {
-            let row = conn
-                .prepare_cached(
-                    "SELECT m.digest, m.media_type, m.content FROM repositories r
-                     JOIN tags t ON t.repository_id = r.id
-                     JOIN manifests m ON m.id = t.manifest_id
-                     WHERE r.name = ?1 AND t.name = ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![repo.as_str(), tag.as_str()], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()
-                })
-                .map_err(db)?;
-            row.map(|(digest, media_type, content)| {
-                Ok(StoredManifest {
-                    digest: parse_digest(digest)?,
-                    media_type,
-                    content,
-                })
-            })
-            .transpose()
-        })
+        self.read(|conn| manifests::by_tag(conn, repo, tag))
     }
 
     fn manifest_by_digest(
@@ -517,49 +286,15 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<StoredManifest>, MetadataError> {
-        self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT m.media_type, m.content FROM repositories r
-                 JOIN manifests m ON m.repository_id = r.id
-                 WHERE r.name = ?1 AND m.digest = ?2",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![repo.as_str(), digest.to_string()], |r| {
-                    Ok(StoredManifest {
-                        digest: digest.clone(),
-                        media_type: r.get(0)?,
-                        content: r.get(1)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(db)
-        })
+        self.read(|conn| manifests::by_digest(conn, repo, digest))
     }
 
     fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool, MetadataError> {
-        self.write(|tx| {
-            // Tags, blob references and child lists go with it (ON DELETE CASCADE).
-            tx.prepare_cached(
-                "DELETE FROM manifests
-                 WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2",
-            )
-            .and_then(|mut stmt| stmt.execute(params![repo.as_str(), digest.to_string()]))
-            .map(|n| n > 0)
-            .map_err(db)
-        })
+        self.write(|tx| manifests::delete(tx, repo, digest))
     }
 
     fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, MetadataError> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "DELETE FROM tags
-                 WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND name = ?2",
-            )
-            .and_then(|mut stmt| stmt.execute(params![repo.as_str(), tag.as_str()]))
-            .map(|n| n > 0)
-            .map_err(db)
-        })
+        self.write(|tx| manifests::delete_tag(tx, repo, tag))
     }
 
     fn list_tags(
@@ -568,23 +303,7 @@ impl MetadataStore for SqliteMetadata {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page, MetadataError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT t.name FROM tags t
-                     WHERE t.repository_id = (SELECT id FROM repositories WHERE name = ?1) AND t.name > ?2
-                     ORDER BY t.name LIMIT ?3",
-                )
-                .map_err(db)?;
-            let items = stmt
-                .query_map(
-                    params![repo.as_str(), after.unwrap_or(""), limit_plus_one(limit)],
-                    |r| r.get(0),
-                )
-                .and_then(Iterator::collect)
-                .map_err(db)?;
-            Ok(page_of(items, limit))
-        })
+        self.read(|conn| manifests::list_tags(conn, repo, after, limit))
     }
 
     fn referrers(
@@ -593,38 +312,7 @@ impl MetadataStore for SqliteMetadata {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, MetadataError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT m.media_type, m.digest, m.size, m.artifact_type, m.annotations FROM manifests m
-                     WHERE m.repository_id = (SELECT id FROM repositories WHERE name = ?1) AND m.subject = ?2
-                       AND (?3 IS NULL OR m.artifact_type = ?3)
-                     ORDER BY m.created_at, m.digest",
-                )
-                .map_err(db)?;
-            type Row = (String, String, i64, Option<String>, Option<String>);
-            let rows: Vec<Row> = stmt
-                .query_map(params![repo.as_str(), subject.to_string(), artifact_type], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .and_then(Iterator::collect)
-                .map_err(db)?;
-            rows.into_iter()
-                .map(|(media_type, digest, size, artifact_type, annotations)| {
-                    let annotations = annotations
-                        .map(|a| serde_json::from_str(&a))
-                        .transpose()
-                        .map_err(|e| MetadataError::Database(format!("stored annotations are malformed: {e}")))?;
-                    Ok(Descriptor {
-                        media_type,
-                        digest: parse_digest(digest)?,
-                        size: size as u64,
-                        artifact_type,
-                        annotations,
-                    })
-                })
-                .collect()
-        })
+        self.read(|conn| manifests::referrers(conn, repo, subject, artifact_type))
     }
 
     fn mark_garbage(&self, policy: &GcPolicy) -> Result<GcMarks, MetadataError> {

@@ -1,0 +1,138 @@
+//! `compare`: artispace and Debian's docker-registry side by side, with this
+//! machine's limits measured in the same run, and the ratios issue 5 asks
+//! for.
+//!
+//! Each round measures the limits, then starts fresh servers (new temporary
+//! roots) one after the other, in alternating order across rounds, and runs
+//! the same scenarios against each with the same client; nginx then serves
+//! the pull blobs as plain files. Nothing is deleted until the run ends, so
+//! no deletion speeds up or slows down a timed part. Ratios use the median
+//! over rounds.
+
+mod ratios;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use tempfile::TempDir;
+
+use crate::cli::CompareArgs;
+use crate::report::{self, LimitResult, Record};
+use crate::scenarios::Scenario;
+use crate::target::{ensure_installed, Target};
+use crate::{blob_source, describe_target, http_client, limits, run_round, start_report};
+
+const REFERENCE: &str = "docker-registry";
+
+#[derive(Clone, Copy)]
+enum Server {
+    Ours,
+    Reference,
+}
+
+pub async fn compare(args: CompareArgs) -> Result<bool> {
+    let common = &args.common;
+    let plan = Arc::new(common.plan());
+    let scenarios = common.scenarios()?;
+    let mut json = start_report(common)?;
+    ensure_installed("docker-registry", "docker-registry")?;
+    if !args.no_nginx {
+        ensure_installed("nginx", "nginx-light")?;
+    }
+    let src = blob_source(common.seed);
+    let client = http_client()?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("artispace-bench-compare-")
+        .tempdir_in(common.work_dir())?;
+    let limit_bytes = args
+        .limit_mib
+        .unwrap_or(if common.quick { 128 } else { 1024 })
+        << 20;
+    let mut kept: Vec<TempDir> = Vec::new();
+    let (mut results, mut limits, mut failures) = (Vec::new(), Vec::new(), 0);
+
+    for round in 0..common.rounds {
+        if !args.no_limits {
+            for l in measure_limits(&src, run_dir.path(), limit_bytes, round)? {
+                eprintln!(
+                    "  limit {:<14} round {round} {:>8.1} MB/s",
+                    l.limit, l.mb_per_s
+                );
+                json.write(&Record::Limit(&l))?;
+                limits.push(l);
+            }
+        }
+        let order = if round % 2 == 0 {
+            [Server::Ours, Server::Reference]
+        } else {
+            [Server::Reference, Server::Ours]
+        };
+        for server in order {
+            let target = match server {
+                Server::Ours => {
+                    Target::spawn_artispace(&common.server_bin(), run_dir.path()).await?
+                }
+                Server::Reference => Target::spawn_docker_registry(run_dir.path()).await?,
+            };
+            describe_target(&target);
+            let (r, f) =
+                run_round(&target, &client, &src, &plan, &scenarios, round, &mut json).await?;
+            results.extend(r);
+            failures += f;
+            kept.extend(target.stop());
+        }
+        if !args.no_nginx
+            && scenarios
+                .iter()
+                .any(|s| matches!(s, Scenario::Pull1 | Scenario::Pull4))
+        {
+            let target = Target::spawn_nginx(run_dir.path()).await?;
+            describe_target(&target);
+            let (r, f) =
+                run_round(&target, &client, &src, &plan, &scenarios, round, &mut json).await?;
+            results.extend(r);
+            failures += f;
+            kept.extend(target.stop());
+        }
+    }
+
+    println!("{}", report::scenario_table(&results));
+    report::print_notes(&results);
+    if !limits.is_empty() {
+        println!("{}", report::limits_table(&limits));
+    }
+    let rows = ratios::ratio_rows(&results, &limits);
+    for r in &rows {
+        json.write(&Record::Ratio(r))?;
+    }
+    println!("{}", report::ratio_table(&rows, REFERENCE));
+    println!(
+        "Medians over {} round(s); MB = 10^6 bytes. Server order alternated each round.",
+        common.rounds
+    );
+    if failures > 0 {
+        println!("{failures} scenario run(s) failed; see the errors above");
+    }
+    eprintln!(
+        "deleting the run's temporary data in {} (minutes after a large scaling run)",
+        run_dir.path().display()
+    );
+    drop(kept);
+    drop(run_dir);
+    Ok(failures == 0)
+}
+
+fn measure_limits(
+    src: &crate::content::BlobSource,
+    dir: &std::path::Path,
+    bytes: u64,
+    round: u32,
+) -> Result<Vec<LimitResult>> {
+    tokio::task::block_in_place(|| {
+        Ok(vec![
+            limits::sha256_one_core(src, bytes, round),
+            limits::dd_fsync(src, dir, bytes, 1, round)?,
+            limits::dd_fsync(src, dir, bytes, 4, round)?,
+        ])
+    })
+}
