@@ -71,6 +71,12 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     ok && real
 }
 
+/// Computes the dummy hash now (it takes as long as a real hash), so that
+/// the first check of an unknown user costs no more than later ones.
+pub fn prepare() {
+    dummy_hash();
+}
+
 /// A hash of a random password with the same parameters as real ones.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();

@@ -18,6 +18,7 @@ use super::transport::{serve_connection, ConnectionLimits};
 use super::{router, ApiConfig, AppState};
 use crate::access::secrets::{load_or_create_signing_key, SecretError};
 use crate::access::{Access, AccessConfig};
+use crate::layout::StoreLayout;
 use crate::registry::{LocalStore, Registry, RegistryConfig};
 
 /// How long in-flight requests may run on after a stop signal.
@@ -88,10 +89,18 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         Err(e) => tracing::warn!(error = %e, "cannot tell whether users exist"),
     }
 
-    let tls = match &config.tls {
-        None => None,
-        Some(source) => Some(setup_tls(source, &store, config.addr)?),
-    };
+    // Reading (or generating) certificates is file and CPU work: off the
+    // executor, like the dummy password hash that makes unknown users cost
+    // as much as known ones from the first login on.
+    let (source, layout, addr) = (config.tls.clone(), store.layout.clone(), config.addr);
+    let tls = tokio::task::spawn_blocking(move || {
+        crate::access::password::prepare();
+        source
+            .map(|source| setup_tls(&source, &layout, addr))
+            .transpose()
+    })
+    .await
+    .map_err(task_failed)??;
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -171,11 +180,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 }
 
 /// Loads or generates the certificate and builds the TLS acceptor.
-fn setup_tls(source: &TlsSource, store: &LocalStore, addr: SocketAddr) -> Result<Tls, ServeError> {
+fn setup_tls(
+    source: &TlsSource,
+    layout: &StoreLayout,
+    addr: SocketAddr,
+) -> Result<Tls, ServeError> {
     let key = match source {
         TlsSource::Files { cert, key } => tls::load_certified_key(cert, key)?,
         TlsSource::SelfSigned => {
-            let (key, generated) = tls::self_signed(&store.layout, &self_signed_names(addr))?;
+            let (key, generated) = tls::self_signed(layout, &self_signed_names(addr))?;
             let print = key
                 .end_entity_cert()
                 .map(tls::fingerprint)
@@ -185,7 +198,7 @@ fn setup_tls(source: &TlsSource, store: &LocalStore, addr: SocketAddr) -> Result
             // On stderr, so stdout stays the one listening line.
             eprintln!(
                 "artispace: self-signed TLS certificate ({made}, {}) SHA-256 fingerprint {print}",
-                store.layout.self_signed_cert().display()
+                layout.self_signed_cert().display()
             );
             key
         }
