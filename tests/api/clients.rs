@@ -195,7 +195,7 @@ async fn skopeo_copies_an_oci_image_in_and_out_with_the_same_digests() {
 }
 
 /// Fails (never skips) when a client tool is missing: .ci/run installs it.
-fn require(program: &str, probe: &[&str], install: &str) {
+pub(crate) fn require(program: &str, probe: &[&str], install: &str) {
     let found = Command::new(program)
         .args(probe)
         .output()
@@ -208,7 +208,7 @@ fn require(program: &str, probe: &[&str], install: &str) {
 }
 
 /// `podman` with its own storage under `dir`, so tests leave no trace.
-fn podman(dir: &Path) -> Command {
+pub(crate) fn podman(dir: &Path) -> Command {
     let mut cmd = Command::new("podman");
     cmd.env("HOME", dir)
         .arg("--root")
@@ -226,7 +226,7 @@ fn podman(dir: &Path) -> Command {
     cmd
 }
 
-fn text(bytes: Vec<u8>) -> String {
+pub(crate) fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).trim().to_owned()
 }
 

@@ -1,7 +1,7 @@
 //! HTTPS: certificates made here (a test CA and a leaf for 127.0.0.1),
 //! TLS 1.2 and 1.3 only, the self-signed mode, reloading on SIGHUP without
-//! dropping connections, and skopeo pushing and pulling through token auth
-//! over TLS.
+//! dropping connections, and skopeo and podman (after `podman login`)
+//! pushing and pulling through token auth over TLS.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 
 use crate::auth::{add_user, grant};
-use crate::clients::{layout_manifest_digest, run, skopeo, write_oci_layout};
+use crate::clients::{
+    layout_manifest_digest, podman, require, run, skopeo, text, write_oci_layout,
+};
 use crate::common::{sha256_digest, ServerConfig, TestServer};
 
 /// A CA and a server certificate it signed, as PEM files in a directory.
@@ -456,4 +458,113 @@ async fn skopeo_pushes_and_pulls_through_token_auth_over_tls() {
         !log.contains("ci-password"),
         "the password must never be logged"
     );
+}
+
+#[tokio::test]
+async fn podman_logs_in_pushes_and_pulls_through_token_auth_over_tls() {
+    require("podman", &["--version"], "apt-get install podman");
+    let pki = TestPki::new("podman");
+    let server = start_tls(&pki, &pki.cert(), &pki.key(), &[]).await;
+    add_user(&server, "dev", "dev-password").await;
+    grant(&server, "dev", "dev/*", "push").await;
+    let certs = pki.ca_dir();
+    let cert_dir = certs.path().display().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let authfile = work.path().join("auth.json").display().to_string();
+    // podman names an image pulled from a layout after its (lowercase) path.
+    let layout_dir = tempfile::Builder::new()
+        .prefix(&format!(
+            "artispace-tls-podman-{}",
+            server.host().replace([':', '.'], "-")
+        ))
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap();
+    let source = layout_dir.path().join("source");
+    write_oci_layout(&source);
+    let remote = format!("{}/dev/app:v1", server.host());
+
+    let mut load = podman(work.path());
+    load.args(["pull", "-q"])
+        .arg(format!("oci:{}:v1", source.display()));
+    let image_id = text(run(load, "podman pull from the OCI layout"));
+
+    let mut refused = podman(work.path());
+    refused.args([
+        "push",
+        "--cert-dir",
+        &cert_dir,
+        "--authfile",
+        &authfile,
+        &image_id,
+        &remote,
+    ]);
+    let out = refused.output().unwrap();
+    assert!(!out.status.success(), "a push before logging in must fail");
+
+    let mut login = podman(work.path());
+    login
+        .args([
+            "login",
+            "--cert-dir",
+            &cert_dir,
+            "--authfile",
+            &authfile,
+            "-u",
+            "dev",
+            "--password-stdin",
+        ])
+        .arg(server.host())
+        .stdin(std::process::Stdio::piped());
+    let mut child = login
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"dev-password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut push = podman(work.path());
+    push.args([
+        "push",
+        "--cert-dir",
+        &cert_dir,
+        "--authfile",
+        &authfile,
+        &image_id,
+        &remote,
+    ]);
+    run(push, "podman push after login");
+    let tags = server
+        .client
+        .get(server.url("/v2/dev/app/tags/list"))
+        .header("authorization", crate::auth::basic("dev", "dev-password"))
+        .send()
+        .await
+        .unwrap();
+    let tags: serde_json::Value = tags.json().await.unwrap();
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["v1"]),
+        "podman's push arrived"
+    );
+    let mut remove = podman(work.path());
+    remove.args(["rmi", "-f", &image_id]);
+    run(remove, "podman rmi");
+    let mut pull = podman(work.path());
+    pull.args([
+        "pull",
+        "-q",
+        "--cert-dir",
+        &cert_dir,
+        "--authfile",
+        &authfile,
+        &remote,
+    ]);
+    assert_eq!(text(run(pull, "podman pull after login")), image_id);
 }
