@@ -372,3 +372,47 @@ async fn the_catalog_with_a_token_needs_the_catalog_scope() {
         serde_json::json!(["a/one"])
     );
 }
+
+#[tokio::test]
+async fn artispace_push_logs_in_through_the_token_server() {
+    let (server, _) = secured_server_with(&[], &[]).await;
+    add_user(&server, "bob", PW).await;
+    grant(&server, "bob", "bob/**", "push").await;
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    crate::clients::write_oci_layout(&layout);
+    let layout = layout.display().to_string();
+    let target = format!("http://{}/bob/app:v1", server.host());
+    let push = |password: &'static str, target: String| {
+        let (root, layout) = (server.root().to_owned(), layout.clone());
+        async move {
+            let args = [
+                "push",
+                &layout,
+                &target,
+                "--username",
+                "bob",
+                "--password-stdin",
+                "--quiet",
+                "--retries",
+                "0",
+            ];
+            artispace(&root, &args, &format!("{password}\n")).await
+        }
+    };
+    let refused = push("wrong", format!("http://{}/bob/other:v1", server.host())).await;
+    assert_ne!(refused.code, 0, "a wrong password must fail the push");
+    let pushed = push(PW, target).await;
+    assert_eq!(pushed.code, 0, "artispace push: {}", pushed.stderr);
+    let resp = send(
+        &server,
+        Method::GET,
+        "/v2/bob/app/tags/list",
+        Some(&basic("bob", PW)),
+    )
+    .await;
+    assert_eq!(
+        json_body(resp, 200).await["tags"],
+        serde_json::json!(["v1"])
+    );
+}
