@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{blocking, Registry, RegistryError, Removed};
 use crate::metadata::sqlite::now_millis;
-use crate::metadata::UploadRecord;
+use crate::metadata::{BlobState, UploadRecord};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::storage::{BlobStore, StorageError};
 
@@ -422,8 +422,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Makes the synced data of upload `id` visible as `digest` in `repo`
-    /// (invariants 1 and 2: the file is renamed in under the write lock).
+    /// Makes the synced data of upload `id` visible as `digest` in `repo`.
+    /// Invariants 1 and 2: the row is committed only while holding the
+    /// write lock and after checking, under it, that a complete file is in
+    /// place; garbage collection removes files only under the same lock.
     async fn commit_blob(
         &self,
         repo: &RepoName,
@@ -435,13 +437,20 @@ impl Registry {
         let blobs = Arc::clone(&self.blobs);
         let (repo, digest) = (repo.clone(), digest.clone());
         blocking(move || {
-            let moved = metadata.commit_blob(&repo, &digest, size, id, &mut || {
-                blobs.promote_upload(id, &digest)
+            // The slow part (a new name and a folder sync) happens before
+            // the write lock, and concurrent pushes overlap in it.
+            let placed = blobs.place_upload(id, &digest)?;
+            metadata.commit_blob(&repo, &digest, size, id, &mut |state| match state {
+                // Complete by invariant 1: nothing to do.
+                Some(BlobState::Present) => Ok(()),
+                // Ours is in place, unless a sweep took it since.
+                _ if placed && blobs.blob_exists(&digest)? => Ok(()),
+                // A copy that is being collected, damaged, or of unknown
+                // origin (no row): ours replaces it.
+                _ => blobs.replace_with_upload(id, &digest),
             })?;
-            if !moved {
-                // Already stored: this copy is redundant.
-                blobs.remove_upload(id)?;
-            }
+            // The upload's own name; its data lives on as the blob's.
+            blobs.remove_upload(id)?;
             Ok(())
         })
         .await
