@@ -1,8 +1,8 @@
 //! [`BlobStore`] on the local filesystem, laid out as [`StoreLayout`] says.
 //!
 //! Durability: upload data is fsynced before a session acknowledges it; a
-//! blob is renamed into place and its directory fsynced before the metadata
-//! row that makes it visible is committed.
+//! blob's file is linked (or renamed) into place and its directory fsynced
+//! before the metadata row that makes it visible is committed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
