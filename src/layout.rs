@@ -4,7 +4,7 @@
 //! <root>/artispace.db                   SQLite in WAL mode: the source of truth for what exists
 //! <root>/artispace.db-wal, -shm         SQLite's write-ahead log and shared index
 //! <root>/blobs/<alg>/<hh>/<hex>         blob contents, named by digest (<hh> = first two hex chars),
-//!                                       immutable once renamed into place
+//!                                       immutable once in place
 //! <root>/uploads/<uuid>                 bytes received so far by an upload session
 //! <root>/token-signing.key              the key bearer tokens are signed with (mode 0600),
 //!                                       generated on the first `serve`
@@ -14,8 +14,9 @@
 //!
 //! Blob paths are built only from a validated [`Digest`] and upload paths
 //! only from a parsed [`Uuid`], so no string from a request ever reaches the
-//! filesystem. A blob becomes visible by an atomic rename from `uploads/`
-//! into `blobs/` on the same filesystem.
+//! filesystem. A blob's file appears by an atomic link or rename from
+//! `uploads/` into `blobs/` on the same filesystem; it becomes visible only
+//! when its metadata row is committed.
 
 use std::path::{Path, PathBuf};
 

@@ -18,21 +18,37 @@ fn tag(name: &str) -> Tag {
     name.parse().unwrap()
 }
 
-/// Records a blob as pushed to `repo`; returns whether the file was moved.
-fn push_blob(store: &dyn MetadataStore, repo_name: &str, content: &[u8]) -> (Digest, bool) {
+/// Records a blob as pushed to `repo`; returns the state the store saw
+/// under its lock before recording it.
+fn push_blob(
+    store: &dyn MetadataStore,
+    repo_name: &str,
+    content: &[u8],
+) -> (Digest, Option<BlobState>) {
     let digest = Digest::sha256_of(content);
     let id = Uuid::new_v4();
     store.create_upload(id, &repo(repo_name)).unwrap();
-    let moved = store
+    let mut seen = None;
+    let mut calls = 0;
+    store
         .commit_blob(
             &repo(repo_name),
             &digest,
             content.len() as u64,
             id,
-            &mut || Ok(()),
+            &mut |state| {
+                seen = state;
+                calls += 1;
+                Ok(())
+            },
         )
         .unwrap();
-    (digest, moved)
+    assert_eq!(calls, 1, "the file check runs once, under the lock");
+    assert!(
+        store.upload(id).unwrap().is_none(),
+        "committing ends the session"
+    );
+    (digest, seen)
 }
 
 fn image_manifest(config: &Digest, layer: &Digest, subject: Option<&Digest>) -> Vec<u8> {
@@ -67,10 +83,14 @@ fn put(
 }
 
 pub fn blobs_are_stored_once_and_linked_per_repository(store: &dyn MetadataStore) {
-    let (digest, moved) = push_blob(store, "a", b"layer");
-    assert!(moved, "the first copy is moved into place");
-    let (_, moved_again) = push_blob(store, "b", b"layer");
-    assert!(!moved_again, "a present copy is not replaced");
+    let (digest, first) = push_blob(store, "a", b"layer");
+    assert_eq!(first, None, "a new blob has no row yet");
+    let (_, again) = push_blob(store, "b", b"layer");
+    assert_eq!(
+        again,
+        Some(BlobState::Present),
+        "the second push finds it present"
+    );
     assert_eq!(
         store.linked_blob_size(&repo("a"), &digest).unwrap(),
         Some(5)
@@ -264,8 +284,13 @@ pub fn gc_marks_only_what_nothing_holds_and_a_push_revives_it(store: &dyn Metada
         .unwrap();
     assert_eq!(marks.blobs.len(), 1);
     // A push of the same bytes before the sweep moves its file in and wins.
-    let (_, moved) = push_blob(store, "app", b"loose");
-    assert!(moved);
+    let (_, seen) = push_blob(store, "app", b"loose");
+    assert_eq!(
+        seen,
+        Some(BlobState::Deleting),
+        "the push sees the mark and replaces the file"
+    );
+
     let removed = Cell::new(0);
     let swept = store
         .sweep_blobs(std::slice::from_ref(&loose), &mut |_| {

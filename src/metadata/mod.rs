@@ -197,16 +197,16 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Records that `digest` (`size` bytes, the data of `upload`) is present
     /// and linked to `repo`, and ends the upload session. Under the write
-    /// lock, `move_into_place` is called when no present copy is stored yet;
-    /// returns whether it was called (if not, the caller discards the upload).
+    /// lock, first calls `ensure_file` with the blob's recorded state (none
+    /// when it has no row), which must leave a complete file in place.
     fn commit_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
         size: u64,
         upload: Uuid,
-        move_into_place: &mut dyn FnMut() -> Result<(), StorageError>,
-    ) -> Result<bool, MetadataError>;
+        ensure_file: &mut dyn FnMut(Option<BlobState>) -> Result<(), StorageError>,
+    ) -> Result<(), MetadataError>;
 
     /// Links `digest` into `repo` when it is present and linked in `from`.
     fn mount_blob(

@@ -16,16 +16,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::{blocking, Registry, RegistryError, Removed};
 use crate::metadata::sqlite::now_millis;
-use crate::metadata::UploadRecord;
+use crate::metadata::{BlobState, UploadRecord};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::storage::{BlobStore, StorageError};
 
 /// Chunks queued between the network and the writing thread.
-const WRITE_QUEUE: usize = 32;
+/// Bytes of one upload allowed in flight between the network and the
+/// writing thread. Bounded in bytes, not frames: frames vary from a few KiB
+/// to hundreds, and concurrent uploads must not each hold megabytes.
+const WRITE_BUDGET: usize = 2 * 1024 * 1024;
 const REHASH_BUFFER: usize = 1 << 20;
 
 /// Where an upload session stands.
@@ -330,14 +334,18 @@ impl Registry {
         E: std::fmt::Display,
     {
         // `None` in the queue means the body failed: stop without syncing.
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Option<Bytes>>(WRITE_QUEUE);
+        // Each frame travels with its share of the byte budget, given back
+        // once written.
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::unbounded_channel::<Option<(Bytes, OwnedSemaphorePermit)>>();
+        let budget = Arc::new(Semaphore::new(WRITE_BUDGET));
         let blobs: Arc<dyn BlobStore> = Arc::clone(&self.blobs);
         let writer =
             tokio::task::spawn_blocking(move || -> Result<(Hasher, u64), RegistryError> {
                 let mut out = blobs.append_to_upload(id, offset)?;
                 let mut written = 0u64;
                 while let Some(chunk) = receiver.blocking_recv() {
-                    let Some(bytes) = chunk else {
+                    let Some((bytes, _permit)) = chunk else {
                         return Err(RegistryError::BodyRead("the client stopped sending".into()));
                     };
                     hasher.update(&bytes);
@@ -352,7 +360,13 @@ impl Registry {
         let mut body_error = None;
         while let Some(frame) = body.next().await {
             let item = match frame {
-                Ok(bytes) => Some(bytes),
+                Ok(bytes) => {
+                    let share = u32::try_from(bytes.len().min(WRITE_BUDGET)).unwrap_or(u32::MAX);
+                    match Arc::clone(&budget).acquire_many_owned(share).await {
+                        Ok(permit) => Some((bytes, permit)),
+                        Err(_) => break,
+                    }
+                }
                 Err(e) => {
                     body_error = Some(e.to_string());
                     None
@@ -360,10 +374,11 @@ impl Registry {
             };
             let failed = item.is_none();
             // A closed queue means the writer failed; its error is reported below.
-            if sender.send(item).await.is_err() || failed {
+            if sender.send(item).is_err() || failed {
                 break;
             }
         }
+
         drop(sender);
         let written = writer
             .await
@@ -407,8 +422,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Makes the synced data of upload `id` visible as `digest` in `repo`
-    /// (invariants 1 and 2: the file is renamed in under the write lock).
+    /// Makes the synced data of upload `id` visible as `digest` in `repo`.
+    /// Invariants 1 and 2: the row is committed only while holding the
+    /// write lock and after checking, under it, that a complete file is in
+    /// place; garbage collection removes files only under the same lock.
     async fn commit_blob(
         &self,
         repo: &RepoName,
@@ -420,13 +437,20 @@ impl Registry {
         let blobs = Arc::clone(&self.blobs);
         let (repo, digest) = (repo.clone(), digest.clone());
         blocking(move || {
-            let moved = metadata.commit_blob(&repo, &digest, size, id, &mut || {
-                blobs.promote_upload(id, &digest)
+            // The slow part (a new name and a folder sync) happens before
+            // the write lock, and concurrent pushes overlap in it.
+            let placed = blobs.place_upload(id, &digest)?;
+            metadata.commit_blob(&repo, &digest, size, id, &mut |state| match state {
+                // Complete by invariant 1: nothing to do.
+                Some(BlobState::Present) => Ok(()),
+                // Ours is in place, unless a sweep took it since.
+                _ if placed && blobs.blob_exists(&digest)? => Ok(()),
+                // A copy that is being collected, damaged, or of unknown
+                // origin (no row): ours replaces it.
+                _ => blobs.replace_with_upload(id, &digest),
             })?;
-            if !moved {
-                // Already stored: this copy is redundant.
-                blobs.remove_upload(id)?;
-            }
+            // The upload's own name; its data lives on as the blob's.
+            blobs.remove_upload(id)?;
             Ok(())
         })
         .await

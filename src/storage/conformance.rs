@@ -39,12 +39,16 @@ pub fn appending_cuts_off_unacknowledged_bytes(store: &dyn BlobStore) {
     assert_eq!(read_upload(store, id), b"keep-this!");
 }
 
-pub fn promoted_uploads_become_readable_blobs(store: &dyn BlobStore) {
+pub fn placed_uploads_become_readable_blobs(store: &dyn BlobStore) {
     let id = Uuid::new_v4();
     let content = b"blob content for promotion";
     write_upload(store, id, 0, content);
     let digest = Digest::sha256_of(content);
-    store.promote_upload(id, &digest).unwrap();
+    assert!(
+        store.place_upload(id, &digest).unwrap(),
+        "nothing was stored before"
+    );
+    assert!(store.blob_exists(&digest).unwrap());
 
     let mut reader = store.open_blob(&digest).unwrap().expect("blob is stored");
     assert_eq!(reader.size(), content.len() as u64);
@@ -53,8 +57,8 @@ pub fn promoted_uploads_become_readable_blobs(store: &dyn BlobStore) {
     reader.read_to_end(&mut tail).unwrap();
     assert_eq!(tail, &content[5..]);
     assert!(
-        store.list_uploads().unwrap().iter().all(|u| u.id != id),
-        "the upload is consumed"
+        store.list_uploads().unwrap().iter().any(|u| u.id == id),
+        "placing keeps the upload's data for a later replace"
     );
     let listed = store.list_blobs().unwrap();
     assert!(listed
@@ -62,22 +66,34 @@ pub fn promoted_uploads_become_readable_blobs(store: &dyn BlobStore) {
         .any(|b| b.digest == digest && b.size == content.len() as u64));
 }
 
-pub fn promoting_over_an_existing_copy_is_harmless(store: &dyn BlobStore) {
-    let content = b"same bytes twice";
-    let digest = Digest::sha256_of(content);
-    for _ in 0..2 {
-        let id = Uuid::new_v4();
-        write_upload(store, id, 0, content);
-        store.promote_upload(id, &digest).unwrap();
-    }
-    let mut bytes = Vec::new();
-    store
-        .open_blob(&digest)
-        .unwrap()
-        .unwrap()
-        .read_to_end(&mut bytes)
-        .unwrap();
-    assert_eq!(bytes, content);
+pub fn placing_never_replaces_and_replacing_always_does(store: &dyn BlobStore) {
+    let digest = Digest::sha256_of(b"good");
+    let first = Uuid::new_v4();
+    write_upload(store, first, 0, b"damaged copy");
+    assert!(store.place_upload(first, &digest).unwrap());
+    let second = Uuid::new_v4();
+    write_upload(store, second, 0, b"good");
+    assert!(
+        !store.place_upload(second, &digest).unwrap(),
+        "a stored copy stays"
+    );
+    let read = |store: &dyn BlobStore| {
+        let mut bytes = Vec::new();
+        store
+            .open_blob(&digest)
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    };
+    assert_eq!(read(store), b"damaged copy");
+    store.replace_with_upload(second, &digest).unwrap();
+    assert_eq!(read(store), b"good");
+    assert!(
+        store.list_uploads().unwrap().iter().all(|u| u.id != second),
+        "replacing consumes the upload"
+    );
 }
 
 pub fn missing_things_are_none_or_false(store: &dyn BlobStore) {
@@ -91,8 +107,9 @@ pub fn removed_blobs_and_uploads_are_gone(store: &dyn BlobStore) {
     let id = Uuid::new_v4();
     write_upload(store, id, 0, b"to be removed");
     let digest = Digest::sha256_of(b"to be removed");
-    store.promote_upload(id, &digest).unwrap();
+    store.replace_with_upload(id, &digest).unwrap();
     assert!(store.remove_blob(&digest).unwrap());
+    assert!(!store.blob_exists(&digest).unwrap());
     assert!(store.open_blob(&digest).unwrap().is_none());
 
     let abandoned = Uuid::new_v4();
@@ -125,12 +142,12 @@ pub fn run_all(new_store: &dyn Fn() -> Box<dyn BlobStore>) {
             appending_cuts_off_unacknowledged_bytes,
         ),
         (
-            "promoted_uploads_become_readable_blobs",
-            promoted_uploads_become_readable_blobs,
+            "placed_uploads_become_readable_blobs",
+            placed_uploads_become_readable_blobs,
         ),
         (
-            "promoting_over_an_existing_copy_is_harmless",
-            promoting_over_an_existing_copy_is_harmless,
+            "placing_never_replaces_and_replacing_always_does",
+            placing_never_replaces_and_replacing_always_does,
         ),
         (
             "missing_things_are_none_or_false",

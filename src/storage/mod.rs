@@ -92,10 +92,21 @@ pub trait BlobStore: Send + Sync + 'static {
     fn list_uploads(&self) -> Result<Vec<StoredUpload>, StorageError>;
 
     /// Makes the (synced) data of upload `id` the content of `digest`,
-    /// atomically and durably. Callers hold the metadata write lock, so a
-    /// concurrent garbage collection cannot remove the blob underneath
-    /// (invariant 2 of the architecture).
-    fn promote_upload(&self, id: Uuid, digest: &Digest) -> Result<(), StorageError>;
+    /// durably, unless content is already stored for it; returns whether it
+    /// did. The upload keeps its data, so the caller can still
+    /// [`replace_with_upload`](Self::replace_with_upload) later. Needs no
+    /// lock: a blob with no committed row is invisible, and garbage
+    /// collection re-checks rows under the metadata write lock.
+    fn place_upload(&self, id: Uuid, digest: &Digest) -> Result<bool, StorageError>;
+
+    /// Makes the (synced) data of upload `id` the content of `digest`,
+    /// atomically replacing what is there, durably; the upload is consumed.
+    /// Callers hold the metadata write lock (invariant 2 of the
+    /// architecture).
+    fn replace_with_upload(&self, id: Uuid, digest: &Digest) -> Result<(), StorageError>;
+
+    /// Whether content is stored for `digest`.
+    fn blob_exists(&self, digest: &Digest) -> Result<bool, StorageError>;
 
     /// Opens blob `digest`; `None` when no content is stored for it.
     fn open_blob(&self, digest: &Digest) -> Result<Option<Box<dyn BlobReader>>, StorageError>;

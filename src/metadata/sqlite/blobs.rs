@@ -4,8 +4,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use uuid::Uuid;
 
 use super::schema::db;
-use super::{ensure_repository, is_linked_and_present, link_blob, now_millis, repository_id};
-use crate::metadata::{MetadataError, UploadRecord};
+use super::{
+    ensure_repository, is_linked_and_present, link_blob, now_millis, parse_state, repository_id,
+};
+use crate::metadata::{BlobState, MetadataError, UploadRecord};
 use crate::oci::{Digest, RepoName};
 use crate::storage::StorageError;
 
@@ -36,8 +38,8 @@ pub(super) fn commit_blob(
     digest: &Digest,
     size: u64,
     upload: Uuid,
-    move_into_place: &mut dyn FnMut() -> Result<(), StorageError>,
-) -> Result<bool, MetadataError> {
+    ensure_file: &mut dyn FnMut(Option<BlobState>) -> Result<(), StorageError>,
+) -> Result<(), MetadataError> {
     let now = now_millis();
     let repo_id = ensure_repository(tx, repo, now)?;
     let state: Option<String> = tx
@@ -47,12 +49,7 @@ pub(super) fn commit_blob(
                 .optional()
         })
         .map_err(db)?;
-    // A present copy is complete by invariant 1; anything else (no row,
-    // a row being collected, a corrupt copy) gets our file.
-    let moved = state.as_deref() != Some("present");
-    if moved {
-        move_into_place()?;
-    }
+    ensure_file(state.as_deref().map(parse_state).transpose()?)?;
     tx.prepare_cached(
         "INSERT INTO blobs (digest, size, state, created_at) VALUES (?1, ?2, 'present', ?3)
          ON CONFLICT (digest) DO UPDATE SET state = 'present', size = excluded.size",
@@ -63,7 +60,7 @@ pub(super) fn commit_blob(
     tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")
         .and_then(|mut stmt| stmt.execute([upload.to_string()]))
         .map_err(db)?;
-    Ok(moved)
+    Ok(())
 }
 
 pub(super) fn mount_blob(

@@ -78,6 +78,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Reads the `state` column of the blobs table.
+fn parse_state(text: &str) -> Result<BlobState, MetadataError> {
+    match text {
+        "present" => Ok(BlobState::Present),
+        "deleting" => Ok(BlobState::Deleting),
+        "corrupt" => Ok(BlobState::Corrupt),
+        other => Err(MetadataError::Database(format!(
+            "unknown blob state {other:?}"
+        ))),
+    }
+}
+
 fn parse_digest(text: String) -> Result<Digest, MetadataError> {
     text.parse()
         .map_err(|e| MetadataError::Database(format!("stored digest is malformed: {e}")))
@@ -231,9 +243,9 @@ impl MetadataStore for SqliteMetadata {
         digest: &Digest,
         size: u64,
         upload: Uuid,
-        move_into_place: &mut dyn FnMut() -> Result<(), StorageError>,
-    ) -> Result<bool, MetadataError> {
-        self.write(|tx| blobs::commit_blob(tx, repo, digest, size, upload, move_into_place))
+        ensure_file: &mut dyn FnMut(Option<BlobState>) -> Result<(), StorageError>,
+    ) -> Result<(), MetadataError> {
+        self.write(|tx| blobs::commit_blob(tx, repo, digest, size, upload, ensure_file))
     }
 
     fn mount_blob(

@@ -3,24 +3,13 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{parse_digest, schema::db};
+use super::{parse_digest, parse_state, schema::db};
 use crate::metadata::{
     BlobRow, BlobState, DanglingReference, GcMarks, GcPolicy, ManifestRecord, ManifestRef,
     MetadataError, RepositorySummary,
 };
 use crate::oci::{Digest, RepoName};
 use crate::storage::StorageError;
-
-fn parse_state(text: &str) -> Result<BlobState, MetadataError> {
-    match text {
-        "present" => Ok(BlobState::Present),
-        "deleting" => Ok(BlobState::Deleting),
-        "corrupt" => Ok(BlobState::Corrupt),
-        other => Err(MetadataError::Database(format!(
-            "unknown blob state {other:?}"
-        ))),
-    }
-}
 
 fn tags_of(conn: &Connection, manifest_id: i64) -> Result<Vec<String>, MetadataError> {
     let mut stmt = conn
