@@ -130,6 +130,25 @@ impl<T> IdleTimeout<T> {
 
     /// `Ready(Err)` once the deadline has passed; registers for wake-up
     /// otherwise.
+    /// Counts a write that moved bytes as progress; a pending one is
+    /// allowed only until the idle deadline.
+    fn observe_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.check_deadline(cx).map(Err),
+        }
+    }
+
     fn check_deadline(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(std::io::Error::new(
@@ -167,16 +186,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.progressed();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => self.check_deadline(cx).map(Err),
-        }
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.observe_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -184,16 +195,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.progressed();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => self.check_deadline(cx).map(Err),
-        }
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.observe_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
