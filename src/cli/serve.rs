@@ -88,6 +88,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> i32 {
+    limit_malloc_arenas();
     init_logging(&args.log_level, args.log_format);
     let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
@@ -136,3 +137,26 @@ pub fn run(args: ServeArgs) -> i32 {
         }
     }
 }
+
+/// Limits the malloc arenas glibc may create. By default it makes up to 8 per core, one
+/// per thread that allocates while the others are busy; each keeps its own
+/// freed memory, so a server whose work hops between tokio workers and
+/// blocking threads holds several copies of the same peak. Two arenas cut
+/// the bench's peak RSS by about a third (50.7 -> 35.8 MiB over `run
+/// --quick`) with no measurable cost in throughput: the allocations on the
+/// hot paths are few and large.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    const MALLOC_ARENAS: libc::c_int = 2;
+    // SAFETY: mallopt only sets a tunable of glibc's allocator and touches
+    // no memory of ours. It runs before the runtime or any other thread is
+    // started, so nothing allocates concurrently. Its result is ignored: if
+    // glibc refuses, the default arena limit stays, which is only slower to
+    // give memory back.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

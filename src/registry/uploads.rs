@@ -29,7 +29,7 @@ use crate::storage::{BlobStore, StorageError};
 /// Bytes of one upload allowed in flight between the network and the
 /// writing thread. Bounded in bytes, not frames: frames vary from a few KiB
 /// to hundreds, and concurrent uploads must not each hold megabytes.
-const WRITE_BUDGET: usize = 2 * 1024 * 1024;
+const WRITE_BUDGET: usize = 1024 * 1024;
 const REHASH_BUFFER: usize = 1 << 20;
 
 /// Where an upload session stands.

@@ -15,8 +15,11 @@ use super::{BlobReader, BlobStore, StorageError, StoredBlob, StoredUpload, Uploa
 use crate::layout::StoreLayout;
 use crate::oci::Digest;
 
-/// Large writes keep syscalls few; network frames arrive in small pieces.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Coalesces small network frames into fewer writes. Frames at least this
+/// large (most of a streamed blob) bypass it and go straight to the file:
+/// copying them into a buffer first costs a memcpy per byte and saves
+/// nothing, and a small buffer keeps concurrent uploads' memory low.
+const WRITE_BUFFER: usize = 64 << 10;
 /// Writeback of upload data is started every this many bytes.
 const WRITE_BEHIND: u64 = 4 << 20;
 
