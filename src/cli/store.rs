@@ -6,8 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::exit;
 use super::output::CommonArgs;
 use crate::access::AccessError;
-use crate::layout::StoreLayout;
-use crate::registry::{Registry, RegistryConfig, RegistryError};
+use crate::registry::{LocalStore, OpenError, Registry, RegistryConfig, RegistryError};
 
 /// A failure that ends an admin command: what to print and the exit code.
 #[derive(Debug)]
@@ -57,19 +56,17 @@ impl From<AccessError> for Failure {
 
 /// Opens an existing store at `--root`; an admin command never creates one.
 pub fn open_store(common: &CommonArgs, config: RegistryConfig) -> Result<Registry, Failure> {
-    let layout = StoreLayout::new(&common.root);
-    if !layout.database().is_file() {
-        return Err(Failure::usage(format!(
+    match LocalStore::open_existing(&common.root) {
+        Ok(store) => Ok(store.registry(config)),
+        Err(OpenError::Missing(_)) => Err(Failure::usage(format!(
             "no ArtiSpace store at {} (give --root or ARTISPACE_ROOT, or start `artispace serve` there first)",
             common.root.display()
-        )));
-    }
-    Registry::open_local(&common.root, config).map_err(|e| {
-        Failure::usage(format!(
+        ))),
+        Err(e) => Err(Failure::usage(format!(
             "cannot open the store at {}: {e}",
             common.root.display()
-        ))
-    })
+        ))),
+    }
 }
 
 /// Runs an admin command body and reports its failure, returning the exit code.

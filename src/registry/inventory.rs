@@ -244,13 +244,17 @@ impl Registry {
     ) -> Result<ManifestDescription, RegistryError> {
         let stored = self.manifest(repo, reference).await?;
         let value: Value = serde_json::from_slice(&stored.content).unwrap_or(Value::Null);
+        // The records alone: the full listing would read every config blob
+        // of the repository to show platforms.
+        let r = repo.clone();
         let tags = self
-            .repository_manifests(repo)
+            .metadata(move |m| m.repository_manifests(&r))
             .await?
             .into_iter()
             .find(|m| m.digest == stored.digest)
             .map(|m| m.tags)
             .unwrap_or_default();
+
         let layers = value
             .get("layers")
             .and_then(Value::as_array)
