@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::oci::NameError;
+use crate::oci::{DigestError, NameError};
 use crate::registry::RegistryError;
 use crate::storage::StorageError;
 
@@ -145,6 +145,12 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+impl From<DigestError> for ApiError {
+    fn from(e: DigestError) -> Self {
+        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
     }
 }
 

@@ -108,9 +108,7 @@ impl V2Route {
 /// Validates the name first, so a bad name is reported before a bad digest.
 fn parse_digest(name: &str, digest: &str) -> Result<Digest, ApiError> {
     name.parse::<RepoName>()?;
-    digest.parse().map_err(|e: crate::oci::DigestError| {
-        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
-    })
+    Ok(digest.parse()?)
 }
 
 fn not_found() -> ApiError {
@@ -121,7 +119,7 @@ fn not_found() -> ApiError {
 
 /// Decodes `%XX` escapes (some clients escape the ':' of a digest). Invalid
 /// escapes are left as they are and fail validation afterwards.
-fn percent_decode(segment: &str) -> String {
+pub(super) fn percent_decode(segment: &str) -> String {
     if !segment.contains('%') {
         return segment.to_owned();
     }

@@ -43,29 +43,9 @@ pub fn form_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Form encoding is percent encoding with `+` for a space.
 fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = text
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(byte) = hex {
-                    out.push(byte);
-                    i += 2;
-                } else {
-                    out.push(b'%');
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    super::routes::percent_decode(&text.replace('+', " "))
 }
 
 /// Reads one scope of the token spec: `repository:<name>:<actions>` (the

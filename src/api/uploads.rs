@@ -22,9 +22,7 @@ pub struct UploadQuery {
 }
 
 fn parse_digest(text: &str) -> Result<Digest, ApiError> {
-    text.parse().map_err(|e: crate::oci::DigestError| {
-        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
-    })
+    Ok(text.parse()?)
 }
 
 fn session_reply(status: StatusCode, repo: &RepoName, upload: &UploadStatus) -> Reply {
