@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use super::{blocking, Registry, RegistryError};
 use crate::metadata::sqlite::now_millis;
-use crate::metadata::{BlobState, GcPolicy, ManifestRef};
+use crate::metadata::{BlobState, GcPolicy, ManifestRef, MetadataError, MetadataStore};
 use crate::oci::Digest;
+use crate::storage::StorageError;
 
 /// Blobs swept per write transaction.
 const SWEEP_BATCH: usize = 256;
@@ -110,25 +111,8 @@ impl Registry {
             .filter(|r| r.state == BlobState::Deleting)
             .map(|r| (r.digest, r.size))
             .collect();
-        let metadata = Arc::clone(&self.metadata);
-        let blobs = Arc::clone(&self.blobs);
-        blocking(move || {
-            let mut removed = Removed::default();
-            for batch in doomed.chunks(SWEEP_BATCH) {
-                let digests: Vec<Digest> = batch.iter().map(|(d, _)| d.clone()).collect();
-                let mut swept = HashSet::new();
-                metadata.sweep_blobs(&digests, &mut |digest| {
-                    blobs.remove_blob(digest)?;
-                    swept.insert(digest.clone());
-                    Ok(())
-                })?;
-                for (digest, size) in batch {
-                    if swept.contains(digest) {
-                        removed.add(*size);
-                    }
-                }
-            }
-            Ok(removed)
+        self.remove_in_batches(doomed, |metadata, digests, remove| {
+            metadata.sweep_blobs(digests, remove)
         })
         .await
     }
@@ -146,14 +130,37 @@ impl Registry {
             orphans.iter().for_each(|(_, size)| removed.add(*size));
             return Ok(removed);
         }
+        self.remove_in_batches(orphans, |metadata, digests, remove| {
+            metadata.remove_unrecorded_files(digests, remove)
+        })
+        .await
+    }
+
+    /// Removes blob files in batches of [`SWEEP_BATCH`], each one write
+    /// transaction of `sweep`, which decides under the lock which of the
+    /// batch may go and calls `remove` for those. Counts what went.
+    async fn remove_in_batches<F>(
+        &self,
+        candidates: Vec<(Digest, u64)>,
+        sweep: F,
+    ) -> Result<Removed, RegistryError>
+    where
+        F: Fn(
+                &dyn MetadataStore,
+                &[Digest],
+                &mut dyn FnMut(&Digest) -> Result<(), StorageError>,
+            ) -> Result<usize, MetadataError>
+            + Send
+            + 'static,
+    {
         let metadata = Arc::clone(&self.metadata);
         let blobs = Arc::clone(&self.blobs);
         blocking(move || {
             let mut removed = Removed::default();
-            for batch in orphans.chunks(SWEEP_BATCH) {
+            for batch in candidates.chunks(SWEEP_BATCH) {
                 let digests: Vec<Digest> = batch.iter().map(|(d, _)| d.clone()).collect();
                 let mut gone = HashSet::new();
-                metadata.remove_unrecorded_files(&digests, &mut |digest| {
+                sweep(metadata.as_ref(), &digests, &mut |digest| {
                     blobs.remove_blob(digest)?;
                     gone.insert(digest.clone());
                     Ok(())
