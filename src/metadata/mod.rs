@@ -221,6 +221,9 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     fn create_upload(&self, id: Uuid, repo: &RepoName) -> Result<UploadRecord, MetadataError>;
     fn upload(&self, id: Uuid) -> Result<Option<UploadRecord>, MetadataError>;
+    /// Records an upload session's acknowledged size (and that it is in
+    /// use). Need not be durable by itself: the chunk it describes is not
+    /// synced either, and the session's completion syncs both.
     fn set_upload_size(&self, id: Uuid, size: u64) -> Result<(), MetadataError>;
     fn delete_upload(&self, id: Uuid) -> Result<bool, MetadataError>;
     /// Sessions last updated before `updated_before` (ms since the epoch).

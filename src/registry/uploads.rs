@@ -7,8 +7,19 @@
 //! session rebuilds it from the file.
 //!
 //! A request that fails leaves the session as it was: the row's size is
-//! only raised after the chunk is durable, and bytes past it are cut off by
+//! only raised after the chunk is written, and bytes past it are cut off by
 //! the next append.
+//!
+//! Durability is promised where the blob is: the request that completes a
+//! blob fsyncs all of its data (every chunk, whichever request wrote it)
+//! before its 201. A chunk's 202 promises less, on purpose: its bytes are in
+//! the file and its size is committed without an fsync, so they survive the
+//! server process dying but not a power cut. Waiting for the disk on every
+//! chunk would make chunked pushes pay a disk flush per chunk that
+//! monolithic pushes do not. After a power cut, a session whose file lost
+//! acknowledged bytes answers "upload unknown" and the client starts over; a
+//! loss the file system hides (zeros instead of data) fails the digest check
+//! when the blob completes. Nothing unverified is ever committed.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -32,6 +43,15 @@ use crate::storage::{BlobStore, StorageError};
 const WRITE_BUDGET: usize = 1024 * 1024;
 const REHASH_BUFFER: usize = 1 << 20;
 
+/// What writing a chunk promises once it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// The bytes are in the file: they survive the process, not a power cut.
+    Written,
+    /// The session's data, all of it, is on stable storage.
+    Durable,
+}
+
 /// Where an upload session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadStatus {
@@ -46,6 +66,19 @@ pub struct UploadStatus {
 pub(super) struct SessionState {
     /// The hash of the first `.0` bytes of the session's data.
     hash: Option<(u64, Hasher)>,
+}
+
+/// A session whose file holds fewer bytes than were acknowledged: chunks
+/// are not synced (see the module comment), so a power cut can do this. The
+/// client is told the session is unknown and starts the blob over.
+fn lost_upload_data(id: Uuid, on_disk: u64, acknowledged: u64) -> RegistryError {
+    tracing::warn!(
+        upload = %id,
+        on_disk,
+        acknowledged,
+        "upload session lost acknowledged bytes (system crash?); the client must start over"
+    );
+    RegistryError::UploadUnknown
 }
 
 /// What a client claims about a chunk it sends.
@@ -81,7 +114,8 @@ impl Registry {
         })
     }
 
-    /// Appends one chunk to session `id` and acknowledges it durably.
+    /// Appends one chunk to session `id` and acknowledges it once written
+    /// (see the module comment for why not synced).
     pub async fn append_upload<S, E>(
         &self,
         repo: &RepoName,
@@ -96,7 +130,7 @@ impl Registry {
         let session = self.session(id);
         let mut state = session.lock().await;
         let (hasher, size) = self
-            .write_session_chunk(&mut state, repo, id, claim, body)
+            .write_session_chunk(&mut state, repo, id, claim, body, Ack::Written)
             .await?;
         // Acknowledged only once the new size is recorded.
         self.metadata(move |m| m.set_upload_size(id, size)).await?;
@@ -121,7 +155,7 @@ impl Registry {
         let session = self.session(id);
         let mut state = session.lock().await;
         let (hasher, size) = self
-            .write_session_chunk(&mut state, repo, id, claim, body)
+            .write_session_chunk(&mut state, repo, id, claim, body, Ack::Durable)
             .await?;
         self.check_digest(id, size, digest, hasher).await?;
         self.commit_blob(repo, digest, size, id).await?;
@@ -141,6 +175,7 @@ impl Registry {
         id: Uuid,
         claim: ChunkClaim,
         body: S,
+        ack: Ack,
     ) -> Result<(Hasher, u64), RegistryError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -149,7 +184,8 @@ impl Registry {
         let record = self.live_upload(repo, id).await?;
         check_start(&claim, record.size)?;
         let before = self.hash_of_session(state, &record).await?;
-        self.write_chunk(id, record.size, before, claim, body).await
+        self.write_chunk(id, record.size, before, claim, body, ack)
+            .await
     }
 
     /// Stores a blob sent whole in one request (`POST ?digest=`).
@@ -169,7 +205,9 @@ impl Registry {
         let id = Uuid::new_v4();
         let hasher = Hasher::new(digest.algorithm());
         let outcome = async {
-            let (hasher, size) = self.write_chunk(id, 0, hasher, claim, body).await?;
+            let (hasher, size) = self
+                .write_chunk(id, 0, hasher, claim, body, Ack::Durable)
+                .await?;
             self.check_digest(id, size, digest, hasher).await?;
             self.commit_blob(repo, digest, size, id).await
         }
@@ -295,7 +333,16 @@ impl Registry {
     ) -> Result<Hasher, RegistryError> {
         let blobs = Arc::clone(&self.blobs);
         blocking(move || {
-            let mut reader = blobs.read_upload(id)?.take(size);
+            let reader = match blobs.read_upload(id) {
+                Ok(reader) => reader,
+                Err(StorageError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Err(lost_upload_data(id, 0, size));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut reader = reader.take(size);
             let mut hasher = Hasher::new(algorithm);
             let mut buffer = vec![0u8; REHASH_BUFFER];
             let mut read = 0u64;
@@ -310,9 +357,7 @@ impl Registry {
                 read += n as u64;
             }
             if read != size {
-                return Err(RegistryError::Internal(format!(
-                    "upload {id} has {read} bytes on disk but {size} were acknowledged"
-                )));
+                return Err(lost_upload_data(id, read, size));
             }
             Ok(hasher)
         })
@@ -320,7 +365,9 @@ impl Registry {
     }
 
     /// Streams `body` to the session's data from `offset` while hashing it,
-    /// then syncs it to disk. Returns the hash and the session's new size.
+    /// then flushes it to the file, or with [`Ack::Durable`] syncs the whole
+    /// file (earlier chunks included) to disk. Returns the hash and the
+    /// session's new size.
     async fn write_chunk<S, E>(
         &self,
         id: Uuid,
@@ -328,6 +375,7 @@ impl Registry {
         mut hasher: Hasher,
         claim: ChunkClaim,
         mut body: S,
+        ack: Ack,
     ) -> Result<(Hasher, u64), RegistryError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -353,7 +401,11 @@ impl Registry {
                         .map_err(|e| StorageError::io("upload data", e))?;
                     written += bytes.len() as u64;
                 }
-                out.sync().map_err(|e| StorageError::io("upload data", e))?;
+                match ack {
+                    Ack::Written => out.flush(),
+                    Ack::Durable => out.sync(),
+                }
+                .map_err(|e| StorageError::io("upload data", e))?;
                 Ok((hasher, written))
             });
 

@@ -20,8 +20,12 @@ use crate::oci::Digest;
 /// copying them into a buffer first costs a memcpy per byte and saves
 /// nothing, and a small buffer keeps concurrent uploads' memory low.
 const WRITE_BUFFER: usize = 64 << 10;
-/// Writeback of upload data is started every this many bytes.
-const WRITE_BEHIND: u64 = 4 << 20;
+/// Writeback of upload data is started every this many bytes. What is not
+/// started yet when a blob completes is what its fsync must write while the
+/// client waits: measured on this disk, 1 MiB cut that wait from about 1.5 ms
+/// to 0.6 ms for a 64 MiB push and from about 12 ms to 3 ms after 8 MiB
+/// chunks, against 4 MiB.
+const WRITE_BEHIND: u64 = 1 << 20;
 
 pub struct FsBlobStore {
     layout: StoreLayout,
@@ -183,7 +187,11 @@ impl BlobStore for FsBlobStore {
             .truncate(false)
             .open(&path)
             .map_err(io_err(&path))?;
-        file.set_len(offset).map_err(io_err(&path))?;
+        // Bytes past `offset` were never acknowledged: cut them off. Only
+        // when there are any, as a truncate also dirties the inode.
+        if file.metadata().map_err(io_err(&path))?.len() != offset {
+            file.set_len(offset).map_err(io_err(&path))?;
+        }
         file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
         Ok(Box::new(FsUploadWriter {
             file: BufWriter::with_capacity(WRITE_BUFFER, file),

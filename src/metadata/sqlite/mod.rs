@@ -10,7 +10,8 @@
 //! on a store root (a `serve` and an admin command alike). Reads use a small
 //! pool of connections, which WAL mode lets run beside the writer. Commits
 //! are durable (`synchronous = FULL`): what the registry acknowledged
-//! survives a power cut.
+//! survives a power cut. The one exception is an upload chunk's size (see
+//! [`SqliteMetadata::write_unsynced`]).
 
 mod accounts;
 mod blobs;
@@ -120,6 +121,32 @@ impl SqliteMetadata {
         let out = f(&tx)?;
         tx.commit().map_err(db)?;
         Ok(out)
+    }
+
+    /// Like [`Self::write`], but the commit is not fsynced (`synchronous =
+    /// NORMAL` for this one transaction). WAL commits stay in order, so it
+    /// survives the process dying and becomes durable with the next synced
+    /// commit; only a power cut before that can undo it. For records that
+    /// describe data which is itself not synced yet (an upload's chunks).
+    fn write_unsynced<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
+        let mut conn = lock(&self.writer);
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        let outcome = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)
+            .and_then(|tx| {
+                let out = f(&tx)?;
+                tx.commit().map_err(db)?;
+                Ok(out)
+            });
+        // Every other commit on this connection must stay synced.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        outcome
     }
 
     /// Like [`Self::write`], but rolls back instead of committing when
@@ -270,7 +297,7 @@ impl MetadataStore for SqliteMetadata {
     }
 
     fn set_upload_size(&self, id: Uuid, size: u64) -> Result<(), MetadataError> {
-        self.write(|tx| blobs::set_upload_size(tx, id, size))
+        self.write_unsynced(|tx| blobs::set_upload_size(tx, id, size))
     }
 
     fn delete_upload(&self, id: Uuid) -> Result<bool, MetadataError> {

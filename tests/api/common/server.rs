@@ -226,6 +226,20 @@ impl TestServer {
         self.stop().await;
         self.launch().await;
     }
+
+    /// Starts again, on the same root, a server stopped with `stop()`.
+    pub async fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.launch().await;
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up, as in a crash)
+    /// and starts it again on the same root.
+    pub async fn restart_after_kill(&mut self) {
+        let status = self.signal_and_wait("KILL").await;
+        assert!(!status.success(), "SIGKILL cannot end in exit code 0");
+        self.launch().await;
+    }
 }
 
 impl Drop for TestServer {
