@@ -76,6 +76,28 @@ impl BlobContent {
     }
 }
 
+/// A piece of a blob on its way to the network. Once the network is done
+/// with it, its buffer goes back to the reading thread to be filled again, so
+/// a download allocates and zeroes a handful of buffers, not one per piece
+/// (zeroing a fresh buffer cost about a tenth of the server's CPU per pull).
+struct Piece {
+    buffer: Vec<u8>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Piece {
+    fn drop(&mut self) {
+        // The download may be over: then the buffer is simply freed.
+        let _ = self.back.send(std::mem::take(&mut self.buffer));
+    }
+}
+
 fn send_file(
     mut reader: Box<dyn BlobReader>,
     range: Option<ByteRange>,
@@ -91,9 +113,12 @@ fn send_file(
             return;
         }
     }
+    let (back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
     while remaining > 0 {
         let want = remaining.min(READ_CHUNK as u64) as usize;
-        let mut buffer = vec![0u8; want];
+        let mut buffer = returned.try_recv().unwrap_or_default();
+        // Zeroes only what was never initialised (a new or cut-short buffer).
+        buffer.resize(want, 0);
         let item = match reader.read(&mut buffer) {
             Ok(0) => Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -102,7 +127,8 @@ fn send_file(
             Ok(n) => {
                 buffer.truncate(n);
                 remaining -= n as u64;
-                Ok(Bytes::from(buffer))
+                let back = back.clone();
+                Ok(Bytes::from_owner(Piece { buffer, back }))
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => Err(e),
