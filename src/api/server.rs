@@ -80,21 +80,31 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let access = Arc::new(
         Access::new(store.accounts(), config.access.clone()).with_signing_key(&signing_key),
     );
-    match access.is_open().await {
-        Ok(true) => tracing::warn!(
-            "no users exist: anyone who can reach this registry may push, pull and delete; \
-             add one with `artispace user add NAME` to require authentication"
-        ),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot tell whether users exist"),
-    }
+    // The dummy password hash makes unknown users cost as much as known
+    // ones from the first login on. It needs Argon2's 19 MiB for a moment,
+    // so an open registry (no logins to check) does not compute it up front.
+    let with_users = match access.is_open().await {
+        Ok(true) => {
+            tracing::warn!(
+                "no users exist: anyone who can reach this registry may push, pull and delete; \
+                 add one with `artispace user add NAME` to require authentication"
+            );
+            false
+        }
+        Ok(false) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether users exist");
+            true
+        }
+    };
 
     // Reading (or generating) certificates is file and CPU work: off the
-    // executor, like the dummy password hash that makes unknown users cost
-    // as much as known ones from the first login on.
+    // executor, like the dummy hash.
     let (source, layout, addr) = (config.tls.clone(), store.layout.clone(), config.addr);
     let tls = tokio::task::spawn_blocking(move || {
-        crate::access::password::prepare();
+        if with_users {
+            crate::access::password::prepare();
+        }
         source
             .map(|source| setup_tls(&source, &layout, addr))
             .transpose()
