@@ -13,8 +13,10 @@ use crate::storage::{BlobReader, StorageError};
 /// Size of the pieces a blob is sent in. Large enough to keep syscalls and
 /// wake-ups few, small enough that memory per download stays bounded.
 const READ_CHUNK: usize = 256 * 1024;
-/// Pieces read ahead of the network per download.
-const READ_AHEAD: usize = 4;
+/// Pieces read ahead of the network per download. Two keep the socket fed
+/// as well as four did (same pull rates, measured side by side) with 512 KiB
+/// less memory per download.
+const READ_AHEAD: usize = 2;
 
 /// An inclusive byte range within a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

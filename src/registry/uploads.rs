@@ -36,11 +36,11 @@ use crate::metadata::{BlobState, UploadRecord};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::storage::{BlobStore, StorageError};
 
-/// Chunks queued between the network and the writing thread.
 /// Bytes of one upload allowed in flight between the network and the
 /// writing thread. Bounded in bytes, not frames: frames vary from a few KiB
-/// to hundreds, and concurrent uploads must not each hold megabytes.
-const WRITE_BUDGET: usize = 1024 * 1024;
+/// to hundreds, and concurrent uploads must not each hold megabytes. 512 KiB
+/// pushed as fast as 1 MiB did, measured side by side.
+const WRITE_BUDGET: usize = 512 * 1024;
 const REHASH_BUFFER: usize = 1 << 20;
 
 /// What writing a chunk promises once it returns.
