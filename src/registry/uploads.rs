@@ -391,6 +391,10 @@ impl Registry {
         let writer =
             tokio::task::spawn_blocking(move || -> Result<(Hasher, u64), RegistryError> {
                 let mut out = blobs.append_to_upload(id, offset)?;
+                if let Some(length) = claim.length {
+                    out.reserve(length)
+                        .map_err(|e| StorageError::io("upload data", e))?;
+                }
                 let mut written = 0u64;
                 while let Some(chunk) = receiver.blocking_recv() {
                     let Some((bytes, _permit)) = chunk else {
@@ -410,7 +414,15 @@ impl Registry {
             });
 
         let mut body_error = None;
-        while let Some(frame) = body.next().await {
+        loop {
+            let frame = tokio::select! {
+                frame = body.next() => frame,
+                // The writer stopped early (it failed, e.g. no space for
+                // the announced length): answer now, not after the client's
+                // next bytes. Its error is reported below.
+                () = sender.closed() => break,
+            };
+            let Some(frame) = frame else { break };
             let item = match frame {
                 Ok(bytes) => {
                     let share = u32::try_from(bytes.len().min(WRITE_BUDGET)).unwrap_or(u32::MAX);

@@ -39,6 +39,33 @@ pub fn appending_cuts_off_unacknowledged_bytes(store: &dyn BlobStore) {
     assert_eq!(read_upload(store, id), b"keep-this!");
 }
 
+/// Space reserved for bytes that never came is never part of the data,
+/// whether the short request is followed by another append or not.
+pub fn reservations_never_become_data(store: &dyn BlobStore) {
+    let id = Uuid::new_v4();
+    let first = vec![7u8; 1024 * 1024];
+    let mut writer = store.append_to_upload(id, 0).unwrap();
+    writer.reserve(4 * 1024 * 1024).unwrap();
+    writer.write_all(&first).unwrap();
+    writer.sync().unwrap();
+    drop(writer);
+    assert_eq!(read_upload(store, id), first);
+
+    // The next request announces 2 MiB and sends nothing.
+    let mut writer = store.append_to_upload(id, first.len() as u64).unwrap();
+    writer.reserve(2 * 1024 * 1024).unwrap();
+    drop(writer);
+    write_upload(store, id, first.len() as u64, b"end");
+    let mut all = first.clone();
+    all.extend_from_slice(b"end");
+    assert_eq!(read_upload(store, id), all);
+
+    let digest = Digest::sha256_of(&all);
+    assert!(store.place_upload(id, &digest).unwrap());
+    let blob = store.open_blob(&digest).unwrap().unwrap();
+    assert_eq!(blob.size(), all.len() as u64);
+}
+
 pub fn placed_uploads_become_readable_blobs(store: &dyn BlobStore) {
     let id = Uuid::new_v4();
     let content = b"blob content for promotion";
@@ -132,7 +159,11 @@ type Check = (&'static str, fn(&dyn BlobStore));
 
 /// Runs the whole suite against stores made by `new_store` (a fresh one per check).
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn BlobStore>) {
-    let checks: [Check; 6] = [
+    let checks: [Check; 7] = [
+        (
+            "reservations_never_become_data",
+            reservations_never_become_data,
+        ),
         (
             "appends_continue_where_the_offset_says",
             appends_continue_where_the_offset_says,
@@ -178,5 +209,31 @@ mod tests {
             dirs.borrow_mut().push(dir);
             Box::new(store)
         });
+    }
+
+    /// The local store gives reserved space back as soon as a request ends
+    /// short of its announced length: a client cannot hold disk space by
+    /// announcing bytes it never sends.
+    #[test]
+    fn filesystem_store_frees_unused_reservations() {
+        use std::io::Write;
+        use std::os::unix::fs::MetadataExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StoreLayout::new(dir.path());
+        let store = FsBlobStore::open(layout.clone()).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let mut writer = crate::storage::BlobStore::append_to_upload(&store, id, 0).unwrap();
+        writer.reserve(64 * 1024 * 1024).unwrap();
+        let reserved = std::fs::metadata(layout.upload(id)).unwrap().blocks() * 512;
+        writer.write_all(&[1u8; 4096]).unwrap();
+        drop(writer);
+        let kept = std::fs::metadata(layout.upload(id)).unwrap();
+        assert_eq!(kept.len(), 4096);
+        assert!(
+            kept.blocks() * 512 < 1024 * 1024,
+            "{} bytes still allocated for 4096 bytes of data (reserved: {reserved})",
+            kept.blocks() * 512
+        );
     }
 }

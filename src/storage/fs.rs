@@ -20,6 +20,9 @@ use crate::oci::Digest;
 /// copying them into a buffer first costs a memcpy per byte and saves
 /// nothing, and a small buffer keeps concurrent uploads' memory low.
 const WRITE_BUFFER: usize = 64 << 10;
+/// Announced lengths below this are not reserved: for small writes the
+/// extra call costs more than the allocation it saves.
+const RESERVE_FROM: u64 = 1 << 20;
 /// Writeback of upload data is started every this many bytes. What is not
 /// started yet when a blob completes is what its fsync must write while the
 /// client waits: measured on this disk, 1 MiB cut that wait from about 1.5 ms
@@ -59,6 +62,21 @@ struct FsUploadWriter {
     position: u64,
     /// Offset up to which writeback has been started.
     written_back: u64,
+    /// End of the space reserved by `reserve`, if any.
+    reserved_to: Option<u64>,
+}
+
+impl Drop for FsUploadWriter {
+    /// A request that ends before filling its reservation (a client that
+    /// announced more than it sent) gives the space back now, not when the
+    /// session is next used or expires: announcing a length must not hold
+    /// disk space for free.
+    fn drop(&mut self) {
+        if self.reserved_to.is_some_and(|end| self.position < end) {
+            let _ = self.file.flush();
+            let _ = self.file.get_ref().set_len(self.position);
+        }
+    }
 }
 
 impl FsUploadWriter {
@@ -113,7 +131,55 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
+/// Whether a file holds more disk blocks than its length needs: reserved
+/// space never written (or, harmlessly, an extent tree's own blocks).
+fn allocated_past_end(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let block = meta.blksize().max(512);
+    meta.blocks() * 512 > meta.len().div_ceil(block) * block
+}
+
+/// Allocates `len` bytes of `file` from `offset` without changing its
+/// length. Measured here, a 64 MiB blob written into reserved space costs
+/// the system about a fifth less CPU than ext4's allocation page by page.
+#[cfg(target_os = "linux")]
+fn reserve_space(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Ok(());
+    };
+    // SAFETY: fallocate takes a file descriptor and integers and touches no
+    // memory of ours; the descriptor stays open for the call because `file`
+    // is borrowed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(error),
+        // Not supported here, or a length the file system refuses: the
+        // writes will allocate as they go, as without a reservation.
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve_space(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Ok(())
+}
+
 impl UploadWriter for FsUploadWriter {
+    fn reserve(&mut self, len: u64) -> io::Result<()> {
+        if len < RESERVE_FROM {
+            return Ok(());
+        }
+        self.file.flush()?;
+        reserve_space(self.file.get_ref(), self.position, len)?;
+        self.reserved_to = Some(self.position.saturating_add(len));
+        Ok(())
+    }
+
     fn sync(&mut self) -> io::Result<()> {
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
@@ -187,9 +253,12 @@ impl BlobStore for FsBlobStore {
             .truncate(false)
             .open(&path)
             .map_err(io_err(&path))?;
-        // Bytes past `offset` were never acknowledged: cut them off. Only
+        // Bytes past `offset` were never acknowledged, and space reserved
+        // for a chunk that never came must not end up in a blob: cut both
+        // off (a truncate to the same size frees space past the end). Only
         // when there are any, as a truncate also dirties the inode.
-        if file.metadata().map_err(io_err(&path))?.len() != offset {
+        let meta = file.metadata().map_err(io_err(&path))?;
+        if meta.len() != offset || allocated_past_end(&meta) {
             file.set_len(offset).map_err(io_err(&path))?;
         }
         file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
@@ -198,6 +267,7 @@ impl BlobStore for FsBlobStore {
             created_in: (!existed).then(|| self.layout.uploads_dir()),
             position: offset,
             written_back: offset,
+            reserved_to: None,
         }))
     }
 

@@ -49,6 +49,12 @@ impl StorageError {
 pub trait UploadWriter: Write + Send {
     /// Flushes buffers and waits until the bytes are on stable storage.
     fn sync(&mut self) -> io::Result<()>;
+
+    /// Announces that `len` more bytes follow. The store may set space
+    /// aside for them now, which makes the writes cheaper and turns a disk
+    /// too full for them into an error before any byte is sent. Only that
+    /// error is reported; a store that cannot reserve just carries on.
+    fn reserve(&mut self, len: u64) -> io::Result<()>;
 }
 
 /// Reads a stored blob.
@@ -76,7 +82,8 @@ pub struct StoredUpload {
 
 pub trait BlobStore: Send + Sync + 'static {
     /// Opens upload `id` for appending at `offset`, creating it when new.
-    /// Bytes past `offset`, left by a request that failed midway, are cut off.
+    /// Bytes past `offset`, left by a request that failed midway, are cut
+    /// off, and so is space reserved past the end and never written.
     fn append_to_upload(
         &self,
         id: Uuid,

@@ -601,3 +601,65 @@ async fn upload_session_expires_after_upload_expiry() {
     let resp = server.patch_chunk(&location, b"more".to_vec(), None).await;
     assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
 }
+
+/// A chunk announced larger than the disk's free space is refused with 507
+/// before its body is read (the store reserves announced space up front),
+/// and the session still works for a chunk that fits.
+#[tokio::test]
+async fn chunk_larger_than_the_free_disk_space_is_507_before_its_body() {
+    let server = TestServer::start().await;
+    let free = free_bytes(server.root());
+    let location = server.start_upload("repo").await;
+
+    // One piece of the announced body, then nothing: only an answer that
+    // does not wait for the body can arrive.
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    tx.send(bytes::Bytes::from(vec![0u8; 64 * 1024]))
+        .await
+        .unwrap();
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    let announced = free + 64 * 1024 * 1024 * 1024;
+    let resp = tokio::time::timeout(
+        Duration::from_secs(30),
+        server
+            .client
+            .patch(server.location_url(&location))
+            .header("content-type", "application/octet-stream")
+            .header("content-length", announced.to_string())
+            .header("content-range", format!("0-{}", announced - 1))
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    )
+    .await
+    .expect("the server answers without waiting for the body")
+    .unwrap();
+    assert_eq!(resp.status(), 507);
+    let json: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(json["errors"][0]["code"], "UNKNOWN");
+    drop(tx);
+
+    assert_eq!(session_range(&server, &location).await, "0-0");
+    let data = random_bytes(128, 1000);
+    let resp = server
+        .put_upload(&location, &sha256_digest(&data), data.clone())
+        .await;
+    assert_eq!(resp.status(), 201);
+}
+
+/// Free bytes of the file system holding `path`, as `df` reports them.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .expect("run df");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df prints the free bytes")
+}
