@@ -66,6 +66,29 @@ pub fn reservations_never_become_data(store: &dyn BlobStore) {
     assert_eq!(blob.size(), all.len() as u64);
 }
 
+/// Reads by offset return the bytes at that offset, whether the store
+/// serves them from memory or not, and 0 at the end.
+pub fn reads_at_an_offset_return_the_bytes_there(store: &dyn BlobStore) {
+    let id = Uuid::new_v4();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    write_upload(store, id, 0, &content);
+    let digest = Digest::sha256_of(&content);
+    store.place_upload(id, &digest).unwrap();
+    let blob = store.open_blob(&digest).unwrap().unwrap();
+
+    let mut buf = vec![0u8; 1000];
+    let n = blob.read_at(&mut buf, 123_456).unwrap();
+    assert!(n > 0);
+    assert_eq!(&buf[..n], &content[123_456..123_456 + n]);
+    if let Some(read) = blob.read_at_if_cached(&mut buf, 7) {
+        let n = read.unwrap();
+        assert_eq!(&buf[..n], &content[7..7 + n]);
+    }
+    let n = blob.read_at(&mut buf, content.len() as u64 - 10).unwrap();
+    assert_eq!(&buf[..n], &content[content.len() - 10..]);
+    assert_eq!(blob.read_at(&mut buf, content.len() as u64).unwrap(), 0);
+}
+
 pub fn placed_uploads_become_readable_blobs(store: &dyn BlobStore) {
     let id = Uuid::new_v4();
     let content = b"blob content for promotion";
@@ -159,7 +182,11 @@ type Check = (&'static str, fn(&dyn BlobStore));
 
 /// Runs the whole suite against stores made by `new_store` (a fresh one per check).
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn BlobStore>) {
-    let checks: [Check; 7] = [
+    let checks: [Check; 8] = [
+        (
+            "reads_at_an_offset_return_the_bytes_there",
+            reads_at_an_offset_return_the_bytes_there,
+        ),
         (
             "reservations_never_become_data",
             reservations_never_become_data,

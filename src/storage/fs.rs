@@ -211,6 +211,46 @@ impl BlobReader for FsBlobReader {
     fn size(&self) -> u64 {
         self.len
     }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+    }
+
+    fn read_at_if_cached(&self, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
+        read_from_page_cache(&self.file, buf, offset)
+    }
+}
+
+/// `pread` with `RWF_NOWAIT`: succeeds only for bytes already in the page
+/// cache (a short read when only some are), never waits for the disk.
+#[cfg(target_os = "linux")]
+fn read_from_page_cache(file: &File, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    let offset = i64::try_from(offset).ok()?;
+    let target = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: the one iovec describes `buf`, which is valid for writes of
+    // its whole length and mutably borrowed for the call; the kernel writes
+    // at most that many bytes into it. The descriptor stays open for the
+    // call because `file` is borrowed.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &target, 1, offset, libc::RWF_NOWAIT) };
+    if let Ok(n) = usize::try_from(n) {
+        return Some(Ok(n));
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        // Not in memory (EAGAIN), or this kernel or file system cannot
+        // tell (the others): read the ordinary way.
+        Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::EINTR) => None,
+        _ => Some(Err(error)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_from_page_cache(_file: &File, _buf: &mut [u8], _offset: u64) -> Option<io::Result<usize>> {
+    None
 }
 
 impl FsBlobStore {

@@ -57,10 +57,23 @@ pub trait UploadWriter: Write + Send {
     fn reserve(&mut self, len: u64) -> io::Result<()>;
 }
 
-/// Reads a stored blob.
-pub trait BlobReader: Read + Seek + Send {
+/// Reads a stored blob: as a stream (`Read`), or by offset, which leaves no
+/// cursor behind and so lets a download read from any thread.
+pub trait BlobReader: Read + Seek + Send + Sync {
     /// The blob's full size in bytes.
     fn size(&self) -> u64;
+
+    /// Reads up to `buf.len()` bytes at `offset`. May wait for the disk.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Like [`BlobReader::read_at`], but only if that needs no wait for the
+    /// disk (the bytes are in memory); `None` means it would wait, so the
+    /// caller reads on a thread that may block. Backends that cannot tell
+    /// always answer `None`.
+    fn read_at_if_cached(&self, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
+        let _ = (buf, offset);
+        None
+    }
 }
 
 /// A blob file found by listing the store (for garbage collection and

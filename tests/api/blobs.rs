@@ -332,3 +332,34 @@ async fn blob_of_64_mib_round_trips_byte_exact() {
     assert_eq!(length, LARGE_BLOB_SIZE);
     assert_eq!(format!("sha256:{}", hex(&downloaded.finalize())), digest);
 }
+
+/// A blob whose pages are not in memory is read on a blocking thread
+/// instead of on the executor: the bytes must be the same either way, whole
+/// and in ranges.
+#[tokio::test]
+async fn blob_not_in_the_page_cache_is_served_the_same() {
+    let data = random_bytes(19, 3 * 1024 * 1024 + 11);
+    let (server, digest) = server_with_blob(&data).await;
+    let hex = &digest["sha256:".len()..];
+    let path = server.root().join("blobs/sha256").join(&hex[..2]).join(hex);
+    drop_from_page_cache(&path);
+
+    let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), data);
+
+    drop_from_page_cache(&path);
+    let resp = get_range(&server, &digest, "bytes=1000000-2999999").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.bytes().await.unwrap(), data[1_000_000..3_000_000]);
+}
+
+/// Asks the kernel to drop the file's (clean, fsynced) pages from memory.
+fn drop_from_page_cache(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).expect("open the blob file");
+    // SAFETY: posix_fadvise takes a descriptor and integers and touches no
+    // memory of ours; `file` keeps the descriptor open for the call.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise(DONTNEED) failed");
+}
