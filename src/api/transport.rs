@@ -28,6 +28,10 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+/// Most bytes one connection reads ahead of its handler (hyper's read
+/// buffer; see where it is set).
+const READ_BUFFER_LIMIT: usize = 512 << 10;
+
 /// Limits of one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -76,6 +80,11 @@ pub async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
+        // hyper's read buffer grows past its default cap while pushed bytes
+        // still pin the old one; 512 KiB keeps four concurrent pushes at
+        // 24-25 MiB peak RSS instead of 35 (256 KiB: 19 MiB, but a quarter
+        // more CPU per GB from the smaller reads).
+        .max_buf_size(READ_BUFFER_LIMIT)
         .keep_alive(true);
     let result = match tls {
         None => {

@@ -238,6 +238,26 @@ mod tests {
         });
     }
 
+    /// A reservation larger than the free space fails with "storage full"
+    /// and takes nothing: a file system asked for too much may otherwise fill
+    /// the disk for everyone before it fails.
+    #[test]
+    fn filesystem_store_refuses_reservations_above_the_free_space() {
+        use std::os::unix::fs::MetadataExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let layout = StoreLayout::new(dir.path());
+        let store = FsBlobStore::open(layout.clone()).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let mut writer = crate::storage::BlobStore::append_to_upload(&store, id, 0).unwrap();
+        let error = writer.reserve(u64::MAX / 4).unwrap_err();
+        assert!(matches!(
+            crate::storage::StorageError::io("upload", error),
+            crate::storage::StorageError::Full(_)
+        ));
+        assert_eq!(std::fs::metadata(layout.upload(id)).unwrap().blocks(), 0);
+    }
+
     /// The local store gives reserved space back as soon as a request ends
     /// short of its announced length: a client cannot hold disk space by
     /// announcing bytes it never sends.
