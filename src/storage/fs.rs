@@ -23,6 +23,9 @@ const WRITE_BUFFER: usize = 64 << 10;
 /// Announced lengths below this are not reserved: for small writes the
 /// extra call costs more than the allocation it saves.
 const RESERVE_FROM: u64 = 1 << 20;
+/// Blocks a file may hold beyond its length for the file system's own
+/// bookkeeping before they count as a leftover reservation.
+const BOOKKEEPING_SLACK: u64 = 64 << 10;
 /// Writeback of upload data is started every this many bytes. What is not
 /// started yet when a blob completes is what its fsync must write while the
 /// client waits: measured on this disk, 1 MiB cut that wait from about 1.5 ms
@@ -131,12 +134,18 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
-/// Whether a file holds more disk blocks than its length needs: reserved
-/// space never written (or, harmlessly, an extent tree's own blocks).
+/// Whether a file holds reserved space past its end that was never written
+/// (left by a request cut short by a crash; a request that ends short in a
+/// running server gives its reservation back itself). A few blocks more
+/// than the length needs are the file system's own bookkeeping (ext4 adds a
+/// 4 KiB extent-tree block once a file has more than four extents), so
+/// only more than [`BOOKKEEPING_SLACK`] counts. Truncating for nothing on
+/// every append cost 96 truncates per 144 appends in a chunked push.
 fn allocated_past_end(meta: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     let block = meta.blksize().max(512);
-    meta.blocks() * 512 > meta.len().div_ceil(block) * block
+    let needed = meta.len().div_ceil(block) * block;
+    meta.blocks() * 512 > needed + BOOKKEEPING_SLACK
 }
 
 /// Allocates `len` bytes of `file` from `offset` without changing its
