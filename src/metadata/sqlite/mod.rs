@@ -79,6 +79,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction on `conn`, then commits it
+/// (or rolls it back when `commit` is false); an error rolls back.
+fn immediate_transaction<T>(
+    conn: &mut Connection,
+    commit: bool,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>,
+) -> Result<T, MetadataError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let out = f(&tx)?;
+    if commit {
+        tx.commit().map_err(db)?;
+    } else {
+        tx.rollback().map_err(db)?;
+    }
+    Ok(out)
+}
+
 /// Reads the `state` column of the blobs table.
 fn parse_state(text: &str) -> Result<BlobState, MetadataError> {
     match text {
@@ -114,13 +133,7 @@ impl SqliteMetadata {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>,
     ) -> Result<T, MetadataError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(db)?;
-        Ok(out)
+        immediate_transaction(&mut lock(&self.writer), true, f)
     }
 
     /// Like [`Self::write`], but the commit is not fsynced (`synchronous =
@@ -135,14 +148,7 @@ impl SqliteMetadata {
         let mut conn = lock(&self.writer);
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
-        let outcome = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)
-            .and_then(|tx| {
-                let out = f(&tx)?;
-                tx.commit().map_err(db)?;
-                Ok(out)
-            });
+        let outcome = immediate_transaction(&mut conn, true, f);
         // Every other commit on this connection must stay synced.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
@@ -156,17 +162,7 @@ impl SqliteMetadata {
         commit: bool,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, MetadataError>,
     ) -> Result<T, MetadataError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let out = f(&tx)?;
-        if commit {
-            tx.commit().map_err(db)?;
-        } else {
-            tx.rollback().map_err(db)?;
-        }
-        Ok(out)
+        immediate_transaction(&mut lock(&self.writer), commit, f)
     }
 
     fn read<T>(
