@@ -333,14 +333,8 @@ impl Registry {
     ) -> Result<Hasher, RegistryError> {
         let blobs = Arc::clone(&self.blobs);
         blocking(move || {
-            let reader = match blobs.read_upload(id) {
-                Ok(reader) => reader,
-                Err(StorageError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    return Err(lost_upload_data(id, 0, size));
-                }
-                Err(e) => return Err(e.into()),
+            let Some(reader) = blobs.read_upload(id)? else {
+                return Err(lost_upload_data(id, 0, size));
             };
             let mut reader = reader.take(size);
             let mut hasher = Hasher::new(algorithm);

@@ -11,7 +11,7 @@
 mod conformance;
 pub mod fs;
 
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -59,7 +59,7 @@ pub trait UploadWriter: Write + Send {
 
 /// Reads a stored blob: as a stream (`Read`), or by offset, which leaves no
 /// cursor behind and so lets a download read from any thread.
-pub trait BlobReader: Read + Seek + Send + Sync {
+pub trait BlobReader: Read + Send + Sync {
     /// The blob's full size in bytes.
     fn size(&self) -> u64;
 
@@ -70,8 +70,7 @@ pub trait BlobReader: Read + Seek + Send + Sync {
     /// disk (the bytes are in memory); `None` means it would wait, so the
     /// caller reads on a thread that may block. Backends that cannot tell
     /// always answer `None`.
-    fn read_at_if_cached(&self, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
-        let _ = (buf, offset);
+    fn read_at_if_cached(&self, _buf: &mut [u8], _offset: u64) -> Option<io::Result<usize>> {
         None
     }
 }
@@ -103,8 +102,9 @@ pub trait BlobStore: Send + Sync + 'static {
         offset: u64,
     ) -> Result<Box<dyn UploadWriter>, StorageError>;
 
-    /// Reads upload `id` from its start (to rebuild a hash after a restart).
-    fn read_upload(&self, id: Uuid) -> Result<Box<dyn Read + Send>, StorageError>;
+    /// Reads upload `id` from its start (to rebuild a hash after a restart);
+    /// `None` when it has no data.
+    fn read_upload(&self, id: Uuid) -> Result<Option<Box<dyn Read + Send>>, StorageError>;
 
     /// Removes upload `id`'s data; a missing upload is not an error.
     fn remove_upload(&self, id: Uuid) -> Result<(), StorageError>;

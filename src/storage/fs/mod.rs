@@ -241,12 +241,6 @@ impl Read for FsBlobReader {
     }
 }
 
-impl Seek for FsBlobReader {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
 impl BlobReader for FsBlobReader {
     fn size(&self) -> u64 {
         self.len
@@ -351,10 +345,13 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
-    fn read_upload(&self, id: Uuid) -> Result<Box<dyn Read + Send>, StorageError> {
+    fn read_upload(&self, id: Uuid) -> Result<Option<Box<dyn Read + Send>>, StorageError> {
         let path = self.layout.upload(id);
-        let file = File::open(&path).map_err(io_err(&path))?;
-        Ok(Box::new(file))
+        match File::open(&path) {
+            Ok(file) => Ok(Some(Box::new(file))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
     }
 
     fn remove_upload(&self, id: Uuid) -> Result<(), StorageError> {
@@ -495,3 +492,8 @@ impl BlobStore for FsBlobStore {
         Ok(blobs)
     }
 }
+
+/// Reservations, which only this backend makes; the behaviour every backend
+/// shares is checked by the suite in `conformance.rs`.
+#[cfg(test)]
+mod tests;
