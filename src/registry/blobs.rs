@@ -136,28 +136,7 @@ impl Download {
         let mut buffer = self.returned.try_recv().unwrap_or_default();
         // Zeroes only what was never initialised (a new or cut-short buffer).
         buffer.resize(want, 0);
-        let (read, mut buffer) = loop {
-            let offset = self.offset;
-            let (read, returned) = match self.reader.read_at_if_cached(&mut buffer, offset) {
-                Some(read) => (read, buffer),
-                None => {
-                    let reader = Arc::clone(&self.reader);
-                    let task = tokio::task::spawn_blocking(move || {
-                        let read = reader.read_at(&mut buffer, offset);
-                        (read, buffer)
-                    });
-                    match task.await {
-                        Ok(done) => done,
-                        Err(e) => (Err(std::io::Error::other(e)), Vec::new()),
-                    }
-                }
-            };
-            buffer = returned;
-            match read {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                read => break (read, buffer),
-            }
-        };
+        let (read, mut buffer) = read_piece(&self.reader, buffer, self.offset).await;
         let piece = match read {
             Ok(0) => Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -173,6 +152,34 @@ impl Download {
         };
         self.failed = piece.is_err();
         Some(piece)
+    }
+}
+
+/// Fills `buffer` from `offset` of `reader`: right here when the bytes are
+/// in memory, on a blocking thread when the disk must be read. Hands the
+/// buffer back either way.
+async fn read_piece(
+    reader: &Arc<dyn BlobReader>,
+    mut buffer: Vec<u8>,
+    offset: u64,
+) -> (std::io::Result<usize>, Vec<u8>) {
+    loop {
+        let (read, returned) = match reader.read_at_if_cached(&mut buffer, offset) {
+            Some(read) => (read, buffer),
+            None => {
+                let reader = Arc::clone(reader);
+                let task = tokio::task::spawn_blocking(move || {
+                    let read = reader.read_at(&mut buffer, offset);
+                    (read, buffer)
+                });
+                task.await
+                    .unwrap_or_else(|e| (Err(std::io::Error::other(e)), Vec::new()))
+            }
+        };
+        buffer = returned;
+        if !matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::Interrupted) {
+            return (read, buffer);
+        }
     }
 }
 
