@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream;
 
-use crate::common::{header, random_bytes, sha256_digest, TestServer, OCI_MANIFEST};
+use crate::common::{
+    assert_oci_error, header, random_bytes, sha256_digest, TestServer, OCI_MANIFEST,
+};
 
 #[tokio::test]
 async fn sigterm_stops_the_server_with_exit_code_0() {
@@ -80,6 +82,17 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// PATCHes `chunk` as the first bytes of the session at `location`; returns
+/// the Location to continue at.
+async fn patch_first_chunk(server: &TestServer, location: &str, chunk: &[u8]) -> String {
+    let end = chunk.len() as u64 - 1;
+    let resp = server
+        .patch_chunk(location, chunk.to_vec(), Some((0, end)))
+        .await;
+    assert_eq!(resp.status(), 202);
+    header(&resp, "location").expect("Location after PATCH")
+}
+
 #[tokio::test]
 async fn upload_session_resumes_after_restart() {
     let mut server = TestServer::start().await;
@@ -87,15 +100,7 @@ async fn upload_session_resumes_after_restart() {
     let digest = sha256_digest(&data);
     let split = 2 * 1024 * 1024;
     let location = server.start_upload("repo").await;
-    let resp = server
-        .patch_chunk(
-            &location,
-            data[..split].to_vec(),
-            Some((0, split as u64 - 1)),
-        )
-        .await;
-    assert_eq!(resp.status(), 202);
-    let location = header(&resp, "location").expect("Location after PATCH");
+    let location = patch_first_chunk(&server, &location, &data[..split]).await;
 
     server.restart().await;
 
@@ -131,15 +136,7 @@ async fn acknowledged_chunk_survives_a_kill() {
     let digest = sha256_digest(&data);
     let split = 1024 * 1024 + 3;
     let location = server.start_upload("repo").await;
-    let resp = server
-        .patch_chunk(
-            &location,
-            data[..split].to_vec(),
-            Some((0, split as u64 - 1)),
-        )
-        .await;
-    assert_eq!(resp.status(), 202);
-    let location = header(&resp, "location").expect("Location after PATCH");
+    let location = patch_first_chunk(&server, &location, &data[..split]).await;
 
     server.restart_after_kill().await;
 
@@ -172,15 +169,7 @@ async fn session_that_lost_acknowledged_bytes_is_unknown() {
     let split = 1024 * 1024;
     let location = server.start_upload("repo").await;
     let uuid = location.rsplit('/').next().unwrap().to_owned();
-    let resp = server
-        .patch_chunk(
-            &location,
-            data[..split].to_vec(),
-            Some((0, split as u64 - 1)),
-        )
-        .await;
-    assert_eq!(resp.status(), 202);
-    let location = header(&resp, "location").expect("Location after PATCH");
+    let location = patch_first_chunk(&server, &location, &data[..split]).await;
 
     server.stop().await;
     let file = server.root().join("uploads").join(&uuid);
@@ -202,9 +191,7 @@ async fn session_that_lost_acknowledged_bytes_is_unknown() {
         .send()
         .await
         .expect("PATCH after the loss");
-    assert_eq!(resp.status(), 404);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["errors"][0]["code"], "BLOB_UPLOAD_UNKNOWN");
+    assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
     let resp = server.head(&format!("/v2/repo/blobs/{digest}")).await;
     assert_eq!(resp.status(), 404, "nothing was committed");
 

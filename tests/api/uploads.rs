@@ -637,9 +637,7 @@ async fn chunk_larger_than_the_free_disk_space_is_507_before_its_body() {
     .await
     .expect("the server answers without waiting for the body")
     .unwrap();
-    assert_eq!(resp.status(), 507);
-    let json: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(json["errors"][0]["code"], "UNKNOWN");
+    assert_oci_error(resp, 507, "UNKNOWN").await;
     drop(tx);
 
     assert_eq!(session_range(&server, &location).await, "0-0");
