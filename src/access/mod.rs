@@ -284,7 +284,10 @@ impl Access {
         if recently_secured {
             return Ok(false);
         }
-        let has_users = self.accounts(|a| a.has_users()).await?;
+        let has_users = match self.accounts.has_users_at_once() {
+            Some(answer) => answer,
+            None => self.accounts(|a| a.has_users()).await?,
+        };
         if has_users {
             *self
                 .secured_seen

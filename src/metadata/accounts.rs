@@ -64,6 +64,15 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Whether at least one user exists (then authentication is enforced).
     fn has_users(&self) -> Result<bool, MetadataError>;
 
+    /// [`Self::has_users`], answered at once if the store can do so without
+    /// waiting (for a lock, another process or the network), else `None`
+    /// and the caller asks `has_users` on a blocking thread. Every request
+    /// asks this, and on a busy machine the trip to a blocking thread and
+    /// back costs far more than the question.
+    fn has_users_at_once(&self) -> Option<bool> {
+        None
+    }
+
     /// Creates a user; `false` when the name is taken.
     fn create_user(&self, name: &str, password_hash: &str) -> Result<bool, MetadataError>;
     fn user(&self, name: &str) -> Result<Option<UserRecord>, MetadataError>;

@@ -83,13 +83,20 @@ fn one_token(
     token.map(|t| with_scopes(conn, t)).transpose()
 }
 
+/// The query behind `has_users`: the first row of a table of a handful.
+fn users_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+}
+
 impl AccountStore for SqliteMetadata {
     fn has_users(&self) -> Result<bool, MetadataError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")
-                .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-                .map_err(db)
-        })
+        self.prepare_at_once_reader();
+        self.read(|conn| users_exist(conn).map_err(db))
+    }
+
+    fn has_users_at_once(&self) -> Option<bool> {
+        self.read_at_once(users_exist)
     }
 
     fn create_user(&self, name: &str, password_hash: &str) -> Result<bool, MetadataError> {
@@ -308,6 +315,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteMetadata::open(&dir.path().join("db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn users_added_elsewhere_are_seen_at_once() {
+        let (dir, s) = store();
+        assert_eq!(
+            s.has_users_at_once(),
+            None,
+            "answered before it was prepared"
+        );
+        assert!(!s.has_users().unwrap());
+        assert_eq!(s.has_users_at_once(), Some(false));
+        // Another process (an admin command) adds the first user.
+        let other = SqliteMetadata::open(&dir.path().join("db")).unwrap();
+        assert!(other.create_user("john", "h").unwrap());
+        assert_eq!(s.has_users_at_once(), Some(true));
+        assert!(other.delete_user("john").unwrap());
+        assert_eq!(s.has_users_at_once(), Some(false));
     }
 
     #[test]

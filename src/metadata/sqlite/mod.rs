@@ -48,6 +48,8 @@ pub struct SqliteMetadata {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// A reader for questions asked on async threads; see `read_at_once`.
+    at_once: Mutex<Option<Connection>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -124,6 +126,7 @@ impl SqliteMetadata {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            at_once: Mutex::new(None),
         })
     }
 
@@ -179,6 +182,32 @@ impl SqliteMetadata {
             idle.push(conn);
         }
         out
+    }
+
+    /// Runs `f` on the async thread that asks, when that cannot wait: on a
+    /// reader of its own, taken only if free, opened beforehand by
+    /// [`Self::prepare_at_once_reader`]. `None` when it would wait; the
+    /// caller then takes the blocking path.
+    ///
+    /// A WAL reader never waits for a writer, and with no busy timeout it
+    /// fails instead of waiting in the rare cases that would make it (a
+    /// checkpoint resetting the log, another process recovering it). For
+    /// small, hot questions only: the pages they read are in memory, so they
+    /// cost microseconds, less than the trip to a blocking thread.
+    fn read_at_once<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
+        let conn = self.at_once.try_lock().ok()?;
+        f(conn.as_ref()?).ok()
+    }
+
+    /// Opens the reader of [`Self::read_at_once`] if it is not yet; called
+    /// on blocking threads, as opening reads the disk.
+    fn prepare_at_once_reader(&self) {
+        let mut conn = lock(&self.at_once);
+        if conn.is_none() {
+            *conn = open_connection(&self.path)
+                .and_then(|c| c.busy_timeout(Duration::ZERO).map_err(db).map(|()| c))
+                .ok();
+        }
     }
 }
 
