@@ -99,7 +99,11 @@ pub async fn run_round(
                     match r.mb_per_s {
                         Some(mb) => format!("{mb:.1} MB/s"),
                         None => format!("{:.1} {}/s", r.ops_per_s, r.unit),
-                    }
+                    } + &r
+                        .parts
+                        .iter()
+                        .map(|p| format!(" ({} {:.1} MB/s)", p.name, p.mb_per_s))
+                        .collect::<String>()
                 );
                 json.write(&Record::Scenario(&r))?;
                 results.push(r);

@@ -27,7 +27,30 @@ pub struct Work {
     pub items: u64,
     /// One latency per op.
     pub latencies: Vec<Duration>,
+    /// Kinds of work timed separately within the scenario (push-paired).
+    pub parts: Vec<Part>,
     pub notes: Vec<String>,
+}
+
+/// One kind of work inside a scenario, timed on its own.
+#[derive(Clone, Debug, Serialize)]
+pub struct Part {
+    pub name: &'static str,
+    pub bytes: u64,
+    pub secs: f64,
+    pub mb_per_s: f64,
+}
+
+impl Part {
+    pub fn new(name: &'static str, bytes: u64, time: Duration) -> Part {
+        let secs = time.as_secs_f64().max(1e-9);
+        Part {
+            name,
+            bytes,
+            secs,
+            mb_per_s: bytes as f64 / 1e6 / secs,
+        }
+    }
 }
 
 /// One scenario against one target in one round.
@@ -52,6 +75,8 @@ pub struct ScenarioResult {
     pub server_peak_rss_mib: Option<f64>,
     pub server_rss_end_mib: Option<f64>,
     pub server_vm_hwm_mib: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
     pub notes: Vec<String>,
 }
 
@@ -85,6 +110,7 @@ impl ScenarioResult {
             server_peak_rss_mib: usage.map(|u| u.peak_rss_mib),
             server_rss_end_mib: usage.map(|u| u.rss_end_mib),
             server_vm_hwm_mib: usage.map(|u| u.vm_hwm_mib),
+            parts: work.parts,
             notes: work.notes,
         }
     }

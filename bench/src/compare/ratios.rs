@@ -49,6 +49,13 @@ fn ops_per_s(r: &ScenarioResult) -> Option<f64> {
     Some(r.ops_per_s)
 }
 
+/// Rate of the chunked pushes over that of the monolithic ones, both timed
+/// within one push-paired run.
+fn chunked_over_whole(r: &ScenarioResult) -> Option<f64> {
+    let rate = |name: &str| r.parts.iter().find(|p| p.name == name).map(|p| p.mb_per_s);
+    ratio(rate("chunked"), rate("monolithic"))
+}
+
 fn p50(r: &ScenarioResult) -> Option<f64> {
     r.p50_ms
 }
@@ -165,16 +172,28 @@ impl Rows<'_> {
             met,
         );
 
+        // Shown beside our push-1 of the same rounds; the goal is judged on
+        // push-paired, which meets the disk at the same moments.
         let v = self.both("push-chunked", mb_per_s);
         let mono = self.figure(OURS, "push-1", mb_per_s);
-        let met = at_least(ratio(v.0, mono), 0.9);
         self.add(
             "push-chunked",
             "MB/s",
             v,
             Some(("artispace push-1".into(), mono)),
-            ">= 0.9 x our push-1",
-            met,
+            "-",
+            None,
+        );
+
+        // Issue 5: chunking costs nothing extra (>= 0.9 x monolithic).
+        let v = self.both("push-paired", chunked_over_whole);
+        self.add(
+            "push-paired",
+            "chunked ÷ monolithic MB/s",
+            v,
+            None,
+            ">= 0.9",
+            at_least(v.0, 0.9),
         );
     }
 
@@ -379,5 +398,45 @@ mod tests {
         let push4 = rows.iter().find(|r| r.scenario == "push-4").expect("row");
         assert_eq!(push4.met, Some(true));
         assert!((push4.ours_over_reference.unwrap() - 0.475).abs() < 1e-9);
+    }
+
+    #[test]
+    fn chunking_cost_is_judged_within_push_paired() {
+        let paired = |target: &str, round: u32, whole: f64, chunked: f64| {
+            let part = |name, mb: f64| {
+                crate::report::Part::new(name, (mb * 1e6) as u64, std::time::Duration::from_secs(1))
+            };
+            let work = crate::report::Work {
+                ops: 2,
+                unit: "blobs",
+                bytes: ((whole + chunked) * 1e6) as u64,
+                parts: vec![part("monolithic", whole), part("chunked", chunked)],
+                ..Default::default()
+            };
+            ScenarioResult::new(
+                target,
+                "push-paired",
+                round,
+                work,
+                std::time::Duration::from_secs(2),
+                None,
+                0.0,
+            )
+        };
+        // Rounds 0.8, 0.95, 1.0: the median, 0.95, meets 0.9.
+        let results = [
+            paired(OURS, 0, 500.0, 400.0),
+            paired(OURS, 1, 400.0, 380.0),
+            paired(OURS, 2, 300.0, 300.0),
+            paired(REFERENCE, 0, 200.0, 100.0),
+        ];
+        let rows = ratio_rows(&results, &[]);
+        let row = rows
+            .iter()
+            .find(|r| r.scenario == "push-paired")
+            .expect("row");
+        assert!((row.ours.unwrap() - 0.95).abs() < 1e-9);
+        assert!((row.reference.unwrap() - 0.5).abs() < 1e-9);
+        assert_eq!(row.met, Some(true));
     }
 }

@@ -8,13 +8,14 @@
 //! their hex digest.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use super::{parallel, Ctx};
 use crate::content::BlobSpec;
 use crate::registry;
-use crate::report::Work;
+use crate::report::{Part, Work};
 use crate::target::TargetKind;
 
 pub const REPO: &str = "bench/blobs";
@@ -154,6 +155,55 @@ pub async fn push_chunked(ctx: &Ctx) -> Result<Work> {
         ctx.plan.blob_size,
     );
     push_all(ctx, Arc::new(specs), 1, Some(ctx.plan.chunk)).await
+}
+
+/// Pairs of equal-sized blobs, one pushed whole and one in chunks, one
+/// after the other, the order swapped every pair. The disk here changes
+/// speed by 2-4x within seconds (see the limits of any two rounds), so
+/// push-chunked and push-1, run seconds apart, can differ by that much for
+/// reasons that have nothing to do with chunking; interleaved, both kinds
+/// meet the same disk, and the ratio of their rates is chunking's own cost.
+/// Half as many pairs as the other push scenarios have blobs: a compare
+/// keeps every round's data until the end, and the disk is finite.
+pub async fn push_paired(ctx: &Ctx) -> Result<Work> {
+    let count = (ctx.plan.large_blob_count() / 2).max(1);
+    let size = ctx.plan.blob_size;
+    let whole = specs(ctx, &format!("paired-whole-r{}", ctx.round), count, size);
+    let chunked = specs(ctx, &format!("paired-chunked-r{}", ctx.round), count, size);
+    let (mut whole_time, mut chunked_time) = (Duration::ZERO, Duration::ZERO);
+    let mut latencies = Vec::with_capacity(2 * count);
+    for i in 0..count {
+        for chunk_first in [i % 2 == 1, i % 2 == 0] {
+            let t = Instant::now();
+            if chunk_first {
+                registry::push_blob_chunked(
+                    &ctx.client,
+                    &ctx.base,
+                    REPO,
+                    &ctx.src,
+                    &chunked[i],
+                    ctx.plan.chunk,
+                )
+                .await?;
+                chunked_time += t.elapsed();
+            } else {
+                registry::push_blob(&ctx.client, &ctx.base, REPO, &ctx.src, &whole[i]).await?;
+                whole_time += t.elapsed();
+            }
+            latencies.push(t.elapsed());
+        }
+    }
+    Ok(Work {
+        ops: 2 * count as u64,
+        unit: "blobs",
+        bytes: total(&whole) + total(&chunked),
+        latencies,
+        parts: vec![
+            Part::new("monolithic", total(&whole), whole_time),
+            Part::new("chunked", total(&chunked), chunked_time),
+        ],
+        ..Work::default()
+    })
 }
 
 pub async fn pull(ctx: &Ctx, streams: usize) -> Result<Work> {

@@ -114,6 +114,7 @@ scenarios! {
     Push1 => "push-1": "monolithic push (POST + PUT ?digest=, streamed) of the large blobs, 1 stream",
     Push4 => "push-4": "monolithic push of the large blobs, 4 concurrent streams",
     PushChunked => "push-chunked": "chunked push, 8 MiB PATCHes with Content-Range, then PUT ?digest=",
+    PushPaired => "push-paired": "monolithic and chunked pushes of equal blobs alternated blob by blob, each kind timed on its own: what chunking costs under the same disk",
     Pull1 => "pull-1": "blob GET of the large blobs, sha256 verified while streaming, 1 stream",
     Pull4 => "pull-4": "blob GET, sha256 verified, 4 concurrent streams",
     BigPush => "big-push": "one 2 GiB blob pushed (watch server peak RSS)",
@@ -168,7 +169,7 @@ impl Scenario {
             Catalog | CatalogPage => fixtures::ensure_catalog(ctx).await,
             TagPageScale => fixtures::ensure_scale_tags(ctx).await,
             CatalogPageScale => fixtures::ensure_scale_catalog(ctx).await,
-            Push1 | Push4 | PushChunked => {
+            Push1 | Push4 | PushChunked | PushPaired => {
                 blobs::warm(ctx, ctx.plan.blob_size);
                 Ok(())
             }
@@ -186,6 +187,7 @@ impl Scenario {
             Push1 => blobs::push_monolithic(ctx, 1).await,
             Push4 => blobs::push_monolithic(ctx, 4).await,
             PushChunked => blobs::push_chunked(ctx).await,
+            PushPaired => blobs::push_paired(ctx).await,
             Pull1 => blobs::pull(ctx, 1).await,
             Pull4 => blobs::pull(ctx, 4).await,
             BigPush => blobs::big_push(ctx).await,
