@@ -100,7 +100,6 @@ pub struct ChunkClaim {
 
 /// What an upload's blocking work reaches, owned so that it can move to the
 /// thread that writes the upload.
-#[derive(Clone)]
 struct UploadStores {
     metadata: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
