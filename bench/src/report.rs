@@ -131,6 +131,9 @@ pub struct LimitResult {
     pub limit: String,
     pub round: u32,
     pub mb_per_s: f64,
+    /// CPU seconds the measuring process spent per GB (dd), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_secs_per_gb: Option<f64>,
     pub detail: String,
 }
 
@@ -246,12 +249,13 @@ pub fn print_notes(results: &[ScenarioResult]) {
 pub fn limits_table(limits: &[LimitResult]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(["round", "limit", "MB/s", "how"]);
+        .set_header(["round", "limit", "MB/s", "CPU s/GB", "how"]);
     for l in limits {
         t.add_row([
             l.round.to_string(),
             l.limit.clone(),
             format!("{:.1}", l.mb_per_s),
+            l.cpu_secs_per_gb.map_or("-".into(), |c| format!("{c:.2}")),
             l.detail.clone(),
         ]);
     }

@@ -55,8 +55,11 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
         if !args.no_limits {
             for l in measure_limits(&src, run_dir.path(), limit_bytes, round)? {
                 eprintln!(
-                    "  limit {:<14} round {round} {:>8.1} MB/s",
-                    l.limit, l.mb_per_s
+                    "  limit {:<14} round {round} {:>8.1} MB/s{}",
+                    l.limit,
+                    l.mb_per_s,
+                    l.cpu_secs_per_gb
+                        .map_or(String::new(), |c| format!("  ({c:.2} CPU s/GB)"))
                 );
                 json.write(&Record::Limit(&l))?;
                 limits.push(l);
