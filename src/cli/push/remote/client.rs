@@ -49,6 +49,11 @@ pub struct RegistryClient {
     base: Url,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
+    /// Held while a token is fetched, so that concurrent challenges take
+    /// turns: each fetch starts from the token the previous one installed,
+    /// and a slow fetch for fewer scopes cannot replace a newer token that
+    /// has more (which made a blob's PATCH meet a pull-only token).
+    token_fetch: tokio::sync::Mutex<()>,
     /// How often a failed request is tried again.
     pub retries: u32,
 }
@@ -77,6 +82,7 @@ impl RegistryClient {
             base,
             credentials,
             auth: Mutex::new(AuthState::default()),
+            token_fetch: tokio::sync::Mutex::new(()),
             retries,
         })
     }
@@ -138,22 +144,28 @@ impl RegistryClient {
                 "the registry refused the request (401 unauthorized): {why}"
             ))
         };
-        let mut scopes = {
-            let state = self.state();
-            if state.generation != generation {
-                return Ok(());
-            }
-            match &state.auth {
-                Auth::Bearer { scopes, .. } => scopes.clone(),
-                _ => BTreeSet::new(),
-            }
-        };
         if scheme.eq_ignore_ascii_case("bearer") {
             let realm =
                 param(&params, "realm").ok_or_else(|| denied("its challenge names no realm"))?;
-            if let Some(scope) = param(&params, "scope") {
-                scopes.extend(scope.split(' ').map(str::to_owned));
-            }
+            let asked: Vec<String> = param(&params, "scope")
+                .map(|scope| scope.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let _turn = self.token_fetch.lock().await;
+            let mut scopes = {
+                let state = self.state();
+                let current = match &state.auth {
+                    Auth::Bearer { scopes, .. } => scopes.clone(),
+                    _ => BTreeSet::new(),
+                };
+                // A token installed since the request was sent that covers
+                // what this challenge asks: send the request again with it.
+                let covered = asked.iter().all(|s| current.contains(s));
+                if state.generation != generation && covered {
+                    return Ok(());
+                }
+                current
+            };
+            scopes.extend(asked);
             let token = self
                 .fetch_token(realm, param(&params, "service"), &scopes)
                 .await?;
