@@ -2,7 +2,7 @@
 //! Basic credentials, or a Bearer token from its own token endpoint, the
 //! way hosted registries do.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -77,6 +77,28 @@ fn status(code: StatusCode) -> Response {
     response
 }
 
+/// Sends `request` on to the registry at `upstream` (without its
+/// credentials) and streams the answer back.
+async fn relay(http: &reqwest::Client, upstream: &str, request: Request) -> Response {
+    let url = format!("{upstream}{}", request.uri());
+    let mut onward = http.request(request.method().clone(), url);
+    for (name, value) in request.headers() {
+        if name != "host" && name != "authorization" {
+            onward = onward.header(name, value);
+        }
+    }
+    let body = request.into_body().into_data_stream();
+    let answer = match onward.body(reqwest::Body::wrap_stream(body)).send().await {
+        Ok(answer) => answer,
+        Err(_) => return status(StatusCode::BAD_GATEWAY),
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = answer.status();
+    *response.headers_mut() = answer.headers().clone();
+    *response.body_mut() = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
+    response
+}
+
 async fn forward(State(gate): State<Gate>, request: Request) -> Response {
     let (challenge, allowed) = match &gate.realm {
         Some(realm) => (
@@ -96,23 +118,7 @@ async fn forward(State(gate): State<Gate>, request: Request) -> Response {
         );
         return response;
     }
-    let url = format!("{}{}", gate.upstream, request.uri());
-    let mut upstream = gate.http.request(request.method().clone(), url);
-    for (name, value) in request.headers() {
-        if name != "host" && name != "authorization" {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let body = request.into_body().into_data_stream();
-    let answer = match upstream.body(reqwest::Body::wrap_stream(body)).send().await {
-        Ok(answer) => answer,
-        Err(_) => return status(StatusCode::BAD_GATEWAY),
-    };
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = answer.status();
-    *response.headers_mut() = answer.headers().clone();
-    *response.body_mut() = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
-    response
+    relay(&gate.http, &gate.upstream, request).await
 }
 
 fn layout_with_image(work: &Path, seed: u64) -> (PathBuf, SourceImage) {
@@ -199,4 +205,135 @@ async fn basic_credentials_come_from_the_environment() {
     let layer = sha256_digest(&image.layers[0]);
     let resp = server.get(&format!("/v2/basic/app/blobs/{layer}")).await;
     assert_eq!(resp.bytes().await.unwrap(), image.layers[0]);
+}
+
+/// A token server that hands out tokens for exactly the scopes asked
+/// (pull, or pull and push) and a gate that checks them, arranged so that a
+/// second, slower pull-only token arrives after the client started using a
+/// pull-and-push one, and before its next PATCH: a client that let the late
+/// token replace the newer one sends that PATCH with pull rights only.
+#[derive(Clone)]
+struct ScopedGate {
+    upstream: String,
+    realm: String,
+    http: reqwest::Client,
+    pull_only_asked: Arc<AtomicUsize>,
+    /// A POST carried the pull-and-push token.
+    push_used: Arc<AtomicBool>,
+    /// The second pull-only token was handed out...
+    stale_sent: Arc<AtomicBool>,
+    /// ...and a request came back with it.
+    stale_used: Arc<AtomicBool>,
+    patched: Arc<AtomicBool>,
+}
+
+const PULL_TOKEN: &str = "pull-only";
+const PUSH_TOKEN: &str = "pull-and-push";
+
+/// Waits until `flag` is set or `limit` has passed.
+async fn wait_for(flag: &AtomicBool, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !flag.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+async fn scoped_token(State(gate): State<ScopedGate>, request: Request) -> Response {
+    if authorization(&request) != GOOD_BASIC {
+        return status(StatusCode::UNAUTHORIZED);
+    }
+    if request.uri().query().unwrap_or("").contains("push") {
+        return Response::new(Body::from(format!(r#"{{"token":"{PUSH_TOKEN}"}}"#)));
+    }
+    if gate.pull_only_asked.fetch_add(1, Ordering::SeqCst) > 0 {
+        // A second pull-only fetch, racing the first: answer it late, as a
+        // slow login would, once the pull-and-push token is in use.
+        wait_for(&gate.push_used, std::time::Duration::from_secs(5)).await;
+        gate.stale_sent.store(true, Ordering::SeqCst);
+    }
+    Response::new(Body::from(format!(r#"{{"token":"{PULL_TOKEN}"}}"#)))
+}
+
+async fn scoped_forward(State(gate): State<ScopedGate>, request: Request) -> Response {
+    let reads = matches!(request.method().as_str(), "GET" | "HEAD");
+    let token = authorization(&request)
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    if request.method() == "PATCH" {
+        gate.patched.store(true, Ordering::SeqCst);
+    }
+    if token == PULL_TOKEN && gate.stale_sent.load(Ordering::SeqCst) {
+        // The late token is installed; hold its bearer until the other
+        // upload's PATCH has been sent.
+        gate.stale_used.store(true, Ordering::SeqCst);
+        wait_for(&gate.patched, std::time::Duration::from_secs(1)).await;
+    }
+    let allowed = token == PUSH_TOKEN || (reads && token == PULL_TOKEN);
+    if !allowed {
+        let actions = if reads { "pull" } else { "pull,push" };
+        let challenge = format!(
+            r#"Bearer realm="{}",service="test",scope="repository:x:{actions}""#,
+            gate.realm
+        );
+        let mut response = status(StatusCode::UNAUTHORIZED);
+        response.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_str(&challenge).unwrap(),
+        );
+        return response;
+    }
+    if request.method() == "POST" {
+        // Give a late pull-only token (if the client fetched one) the time
+        // to be installed before this session's PATCH is sent.
+        gate.push_used.store(true, Ordering::SeqCst);
+        wait_for(&gate.stale_used, std::time::Duration::from_millis(300)).await;
+    }
+    relay(&gate.http, &gate.upstream, request).await
+}
+
+#[tokio::test]
+async fn a_late_token_for_fewer_scopes_does_not_replace_a_newer_one() {
+    let server = TestServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let gate = ScopedGate {
+        upstream: server.url(""),
+        realm: format!("http://{host}/token"),
+        http: reqwest::Client::new(),
+        pull_only_asked: Arc::new(AtomicUsize::new(0)),
+        push_used: Arc::new(AtomicBool::new(false)),
+        stale_sent: Arc::new(AtomicBool::new(false)),
+        stale_used: Arc::new(AtomicBool::new(false)),
+        patched: Arc::new(AtomicBool::new(false)),
+    };
+    let app = Router::new()
+        .route("/token", get(scoped_token))
+        .fallback(scoped_forward)
+        .with_state(gate);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (_keep, work) = work_dir();
+    // Two blobs (config and layer) meet the first challenge at once.
+    let (layout, image) = layout_with_image(&work, 42);
+    let args = vec![
+        "push".to_owned(),
+        "--username".to_owned(),
+        "user".to_owned(),
+        "--password-stdin".to_owned(),
+        "--retries".to_owned(),
+        "0".to_owned(),
+        "--chunk-size".to_owned(),
+        "8KiB".to_owned(),
+        path_str(&layout).to_owned(),
+        format!("http://{host}/scoped/app:v1"),
+    ];
+    let out = push(args, vec![], Some("secret\n".into())).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resp = server.get("/v2/scoped/app/manifests/v1").await;
+    assert_eq!(resp.bytes().await.unwrap(), image.manifest);
 }
