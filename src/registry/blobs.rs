@@ -103,12 +103,12 @@ impl Drop for Piece {
 /// hand-offs per piece and sends each piece from this core's cache.
 struct Download {
     reader: Arc<dyn BlobReader>,
-    /// Next byte to send, and the end of the range (exclusive).
+    /// Next byte to send, and the end of the range (exclusive; moved back
+    /// to `offset` after an error, as nothing follows one).
     offset: u64,
     end: u64,
     back: std::sync::mpsc::Sender<Vec<u8>>,
     returned: std::sync::mpsc::Receiver<Vec<u8>>,
-    failed: bool,
 }
 
 impl Download {
@@ -124,12 +124,11 @@ impl Download {
             end,
             back,
             returned,
-            failed: false,
         }
     }
 
     async fn next_piece(&mut self) -> Option<Result<Bytes, std::io::Error>> {
-        if self.offset >= self.end || self.failed {
+        if self.offset >= self.end {
             return None;
         }
         let want = (self.end - self.offset).min(READ_CHUNK as u64) as usize;
@@ -150,7 +149,10 @@ impl Download {
             }
             Err(e) => Err(e),
         };
-        self.failed = piece.is_err();
+        if piece.is_err() {
+            // Nothing follows an error.
+            self.end = self.offset;
+        }
         Some(piece)
     }
 }
