@@ -1,8 +1,10 @@
 //! [`BlobStore`] on the local filesystem, laid out as [`StoreLayout`] says.
 //!
-//! Durability: upload data is fsynced before a session acknowledges it; a
-//! blob's file is linked (or renamed) into place and its directory fsynced
-//! before the metadata row that makes it visible is committed.
+//! Durability: an upload's data is fsynced, all of it, before the blob it
+//! completes is acknowledged (a chunk's 202 only promises that its bytes
+//! reached the file; see `registry::uploads`); a blob's file is linked (or
+//! renamed) into place and its directory fsynced before the metadata row
+//! that makes it visible is committed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
