@@ -17,7 +17,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Resource figures of one scenario, for one server process tree.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Usage {
+    /// User plus system CPU seconds.
     pub cpu_secs: f64,
+    /// The part of `cpu_secs` spent in the kernel on the server's behalf
+    /// (socket and page-cache copies, file system, page faults).
+    pub system_cpu_secs: f64,
     /// Highest VmRSS seen by the 50 ms sampler during the scenario.
     pub peak_rss_mib: f64,
     /// VmRSS at the end of the scenario.
@@ -58,18 +62,50 @@ fn clock_ticks_per_sec() -> f64 {
     }
 }
 
-/// utime + stime of one process, in ticks.
-fn cpu_ticks(pid: u32) -> u64 {
+/// CPU time of a process, in clock ticks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CpuTicks {
+    user: u64,
+    system: u64,
+}
+
+impl CpuTicks {
+    fn total(self) -> u64 {
+        self.user + self.system
+    }
+
+    fn since(self, earlier: CpuTicks) -> CpuTicks {
+        CpuTicks {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+impl std::iter::Sum for CpuTicks {
+    fn sum<I: Iterator<Item = CpuTicks>>(iter: I) -> CpuTicks {
+        iter.fold(CpuTicks::default(), |a, b| CpuTicks {
+            user: a.user + b.user,
+            system: a.system + b.system,
+        })
+    }
+}
+
+/// utime and stime of one process.
+fn cpu_ticks(pid: u32) -> CpuTicks {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
+        return CpuTicks::default();
     };
     // Fields after the command name, which is in parentheses and may hold spaces.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0;
+        return CpuTicks::default();
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
+    CpuTicks {
+        user: get(11),
+        system: get(12),
+    }
 }
 
 /// A `kB` field of /proc/PID/status, in KiB.
@@ -88,10 +124,10 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 /// CPU seconds (user + system) this bench process has used so far: the
 /// client shares the cores with the server, so its cost is part of the story.
 pub fn own_cpu_secs() -> f64 {
-    cpu_ticks(std::process::id()) as f64 / clock_ticks_per_sec()
+    cpu_ticks(std::process::id()).total() as f64 / clock_ticks_per_sec()
 }
 
-fn tree_cpu_ticks(pid: u32) -> u64 {
+fn tree_cpu_ticks(pid: u32) -> CpuTicks {
     process_tree(pid).into_iter().map(cpu_ticks).sum()
 }
 
@@ -113,7 +149,7 @@ pub fn process_exists(pid: u32) -> bool {
 
 pub struct ProcessMeter {
     pid: Option<u32>,
-    start_ticks: u64,
+    start_ticks: CpuTicks,
     stop: Arc<AtomicBool>,
     peak_kib: Arc<AtomicU64>,
     sampler: Option<JoinHandle<()>>,
@@ -136,7 +172,7 @@ impl ProcessMeter {
                 });
                 (tree_cpu_ticks(pid), Some(handle))
             }
-            None => (0, None),
+            None => (CpuTicks::default(), None),
         };
         ProcessMeter {
             pid,
@@ -155,9 +191,11 @@ impl ProcessMeter {
         if let Some(h) = self.sampler.take() {
             let _ = h.join();
         }
-        let ticks = tree_cpu_ticks(pid).saturating_sub(self.start_ticks);
+        let ticks = tree_cpu_ticks(pid).since(self.start_ticks);
+        let secs = |t: u64| t as f64 / clock_ticks_per_sec();
         Some(Usage {
-            cpu_secs: ticks as f64 / clock_ticks_per_sec(),
+            cpu_secs: secs(ticks.total()),
+            system_cpu_secs: secs(ticks.system),
             peak_rss_mib: mib(self.peak_kib.load(Ordering::Relaxed)),
             rss_end_mib: mib(rss_end),
             vm_hwm_mib: mib(tree_kib(pid, "VmHWM")),
@@ -179,13 +217,17 @@ mod tests {
     fn meters_this_process() {
         let me = std::process::id();
         let m = ProcessMeter::start(Some(me));
+        // Busy until the kernel has charged this process a few ticks.
+        let until = own_cpu_secs() + 0.05;
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        while own_cpu_secs() < until {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
         }
-        std::hint::black_box(x);
         let u = m.finish().expect("usage");
         assert!(u.peak_rss_mib > 0.0 && u.vm_hwm_mib >= u.rss_end_mib);
-        assert!(u.cpu_secs >= 0.0);
+        assert!(u.cpu_secs > 0.0, "a busy loop used no CPU: {u:?}");
+        assert!(u.system_cpu_secs <= u.cpu_secs);
     }
 }

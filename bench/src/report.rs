@@ -72,6 +72,8 @@ pub struct ScenarioResult {
     /// CPU seconds used by the bench itself (the client) during the scenario.
     pub client_cpu_secs: f64,
     pub server_cpu_secs: Option<f64>,
+    /// The kernel's share of `server_cpu_secs`.
+    pub server_system_cpu_secs: Option<f64>,
     pub server_peak_rss_mib: Option<f64>,
     pub server_rss_end_mib: Option<f64>,
     pub server_vm_hwm_mib: Option<f64>,
@@ -107,6 +109,7 @@ impl ScenarioResult {
             p99_ms: percentile_ms(&work.latencies, 0.99),
             client_cpu_secs,
             server_cpu_secs: usage.map(|u| u.cpu_secs),
+            server_system_cpu_secs: usage.map(|u| u.system_cpu_secs),
             server_peak_rss_mib: usage.map(|u| u.peak_rss_mib),
             server_rss_end_mib: usage.map(|u| u.rss_end_mib),
             server_vm_hwm_mib: usage.map(|u| u.vm_hwm_mib),

@@ -276,8 +276,9 @@ impl Rows<'_> {
         }
     }
 
-    /// Server CPU seconds per GB moved by `scenarios`, per round, median.
-    fn cpu_per_gb(&self, target: &str, scenarios: &[&str]) -> Option<f64> {
+    /// Server CPU seconds (as `cpu` picks them from a result) per GB moved
+    /// by `scenarios`, per round, median.
+    fn cpu_per_gb(&self, target: &str, scenarios: &[&str], cpu: Figure) -> Option<f64> {
         let rounds: BTreeSet<u32> = self.results.iter().map(|r| r.round).collect();
         let per_round = rounds.into_iter().filter_map(|round| {
             let rs: Vec<&ScenarioResult> = self
@@ -290,10 +291,17 @@ impl Rows<'_> {
                 })
                 .collect();
             let gb: f64 = rs.iter().map(|r| r.bytes as f64 / 1e9).sum();
-            let cpu: Option<f64> = rs.iter().map(|r| r.server_cpu_secs).sum();
+            let cpu: Option<f64> = rs.iter().map(|r| cpu(r)).sum();
             (gb > 0.0).then_some(cpu? / gb)
         });
         median(per_round.collect())
+    }
+
+    fn both_cpu_per_gb(&self, scenarios: &[&str], cpu: Figure) -> (Option<f64>, Option<f64>) {
+        (
+            self.cpu_per_gb(OURS, scenarios, cpu),
+            self.cpu_per_gb(REFERENCE, scenarios, cpu),
+        )
     }
 
     fn peak_rss(&self, target: &str) -> Option<f64> {
@@ -329,10 +337,7 @@ impl Rows<'_> {
                 None,
             ),
         ] {
-            let v = (
-                self.cpu_per_gb(OURS, scenarios),
-                self.cpu_per_gb(REFERENCE, scenarios),
-            );
+            let v = self.both_cpu_per_gb(scenarios, |r| r.server_cpu_secs);
             self.add(
                 what,
                 "server CPU s/GB",
@@ -341,6 +346,15 @@ impl Rows<'_> {
                 &format!("<= {k} x ref"),
                 at_most(ratio(v.0, v.1), k),
             );
+            // The same split into the server's own work and the kernel's on
+            // its behalf: the kernel's share (copies into the page cache,
+            // page faults) swings with the machine, the user share does not.
+            let user = self.both_cpu_per_gb(scenarios, |r| {
+                Some(r.server_cpu_secs? - r.server_system_cpu_secs?)
+            });
+            self.add(what, "  of which user s/GB", user, None, "-", None);
+            let system = self.both_cpu_per_gb(scenarios, |r| r.server_system_cpu_secs);
+            self.add(what, "  of which kernel s/GB", system, None, "-", None);
         }
         let v = (self.peak_rss(OURS), self.peak_rss(REFERENCE));
         self.add(
@@ -454,5 +468,39 @@ mod tests {
         assert!((row.ours.unwrap() - 0.95).abs() < 1e-9);
         assert!((row.reference.unwrap() - 0.5).abs() < 1e-9);
         assert_eq!(row.met, Some(true));
+    }
+
+    #[test]
+    fn push_cpu_is_split_into_user_and_kernel() {
+        let push = |target: &str, cpu: f64, system: f64| {
+            let work = crate::report::Work {
+                ops: 1,
+                unit: "blobs",
+                bytes: 2_000_000_000,
+                ..Default::default()
+            };
+            let usage = crate::proc_stats::Usage {
+                cpu_secs: cpu,
+                system_cpu_secs: system,
+                ..Default::default()
+            };
+            let second = std::time::Duration::from_secs(1);
+            ScenarioResult::new(target, "push-1", 0, work, second, Some(usage), 0.0)
+        };
+        // 2 GB each: ours 1.0 user + 1.0 kernel s/GB, the reference 6 + 2.
+        let rows = ratio_rows(&[push(OURS, 4.0, 2.0), push(REFERENCE, 16.0, 4.0)], &[]);
+        let pushes = |metric: &str| {
+            rows.iter()
+                .find(|r| r.scenario == "all pushes" && r.metric.trim() == metric)
+                .unwrap_or_else(|| panic!("no {metric} row"))
+        };
+        let total = pushes("server CPU s/GB");
+        assert_eq!((total.ours, total.reference), (Some(2.0), Some(8.0)));
+        assert_eq!(total.met, Some(true));
+        let user = pushes("of which user s/GB");
+        assert_eq!((user.ours, user.reference), (Some(1.0), Some(6.0)));
+        let kernel = pushes("of which kernel s/GB");
+        assert_eq!((kernel.ours, kernel.reference), (Some(1.0), Some(2.0)));
+        assert_eq!(kernel.met, None);
     }
 }
