@@ -337,3 +337,167 @@ async fn a_late_token_for_fewer_scopes_does_not_replace_a_newer_one() {
     let resp = server.get("/v2/scoped/app/manifests/v1").await;
     assert_eq!(resp.bytes().await.unwrap(), image.manifest);
 }
+
+/// A token server whose tokens stop working once an upload has sent its
+/// first chunk, as a short-lived token expires during a long push: the
+/// next PATCH meets a new challenge.
+#[derive(Clone)]
+struct ExpiringGate {
+    upstream: String,
+    realm: String,
+    http: reqwest::Client,
+    /// Number of the token the gate accepts (`token-N`); 0 for none.
+    valid: Arc<AtomicUsize>,
+    issued: Arc<AtomicUsize>,
+    /// PATCHes answered with a challenge because their token had expired.
+    expired_patches: Arc<AtomicUsize>,
+    /// Every token has expired by the time it reaches a PATCH.
+    patches_always_expired: bool,
+}
+
+async fn expiring_token(State(gate): State<ExpiringGate>, request: Request) -> Response {
+    if authorization(&request) != GOOD_BASIC {
+        return status(StatusCode::UNAUTHORIZED);
+    }
+    let n = gate.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    gate.valid.store(n, Ordering::SeqCst);
+    Response::new(Body::from(format!(r#"{{"token":"token-{n}"}}"#)))
+}
+
+async fn expiring_forward(State(gate): State<ExpiringGate>, request: Request) -> Response {
+    let valid = gate.valid.load(Ordering::SeqCst);
+    let patch = request.method() == "PATCH";
+    let allowed = valid > 0
+        && authorization(&request) == format!("Bearer token-{valid}")
+        && !(patch && gate.patches_always_expired);
+    if !allowed {
+        if patch && authorization(&request).starts_with("Bearer token-") {
+            gate.expired_patches.fetch_add(1, Ordering::SeqCst);
+        }
+        let challenge = format!(
+            r#"Bearer realm="{}",service="test",scope="repository:expiry/app:pull,push""#,
+            gate.realm
+        );
+        let mut response = status(StatusCode::UNAUTHORIZED);
+        response.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_str(&challenge).unwrap(),
+        );
+        return response;
+    }
+    let response = relay(&gate.http, &gate.upstream, request).await;
+    if patch && response.status() == StatusCode::ACCEPTED && gate.issued.load(Ordering::SeqCst) == 1
+    {
+        // The first token expires after its first chunk.
+        let _ = gate
+            .valid
+            .compare_exchange(valid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    response
+}
+
+struct ExpiringProxy {
+    host: String,
+    issued: Arc<AtomicUsize>,
+    expired_patches: Arc<AtomicUsize>,
+}
+
+async fn expiring_proxy(server: &TestServer, patches_always_expired: bool) -> ExpiringProxy {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let gate = ExpiringGate {
+        upstream: server.url(""),
+        realm: format!("http://{host}/token"),
+        http: reqwest::Client::new(),
+        valid: Arc::new(AtomicUsize::new(0)),
+        issued: Arc::new(AtomicUsize::new(0)),
+        expired_patches: Arc::new(AtomicUsize::new(0)),
+        patches_always_expired,
+    };
+    let proxy = ExpiringProxy {
+        host: host.clone(),
+        issued: Arc::clone(&gate.issued),
+        expired_patches: Arc::clone(&gate.expired_patches),
+    };
+    let app = Router::new()
+        .route("/token", get(expiring_token))
+        .fallback(expiring_forward)
+        .with_state(gate);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    proxy
+}
+
+/// `artispace push` with credentials, no retries and 8 KiB chunks.
+fn push_without_retries(layout: &Path, target: String) -> Vec<String> {
+    let mut args: Vec<String> = ["push", "--username", "user", "--password-stdin"]
+        .into_iter()
+        .chain(["--retries", "0", "--chunk-size", "8KiB"])
+        .map(str::to_owned)
+        .collect();
+    args.push(path_str(layout).to_owned());
+    args.push(target);
+    args
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_upload_is_renewed_without_using_a_retry() {
+    let server = TestServer::start().await;
+    let proxy = expiring_proxy(&server, false).await;
+    let (_keep, work) = work_dir();
+    // A 30 kB layer in 8 KiB chunks: PATCHes follow the one that expires
+    // the token.
+    let (layout, image) = layout_with_image(&work, 43);
+    let target = format!("http://{}/expiry/app:v1", proxy.host);
+    let out = push(
+        push_without_retries(&layout, target),
+        vec![],
+        Some("secret\n".into()),
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        proxy.expired_patches.load(Ordering::SeqCst) >= 1,
+        "no PATCH met the expired token"
+    );
+    assert!(
+        proxy.issued.load(Ordering::SeqCst) >= 2,
+        "no token was renewed"
+    );
+    let resp = server.get("/v2/expiry/app/manifests/v1").await;
+    assert_eq!(resp.bytes().await.unwrap(), image.manifest);
+    let layer = sha256_digest(&image.layers[0]);
+    let resp = server.get(&format!("/v2/expiry/app/blobs/{layer}")).await;
+    assert_eq!(resp.bytes().await.unwrap(), image.layers[0]);
+}
+
+#[tokio::test]
+async fn an_upload_stops_when_every_fresh_token_is_refused() {
+    let server = TestServer::start().await;
+    let proxy = expiring_proxy(&server, true).await;
+    let (_keep, work) = work_dir();
+    let (layout, image) = layout_with_image(&work, 44);
+    let target = format!("http://{}/refused/app:v1", proxy.host);
+    let out = push(
+        push_without_retries(&layout, target),
+        vec![],
+        Some("secret\n".into()),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("in a row"),
+        "{stderr}"
+    );
+    // Three challenges per upload (config and layer), not an endless loop.
+    let refused = proxy.expired_patches.load(Ordering::SeqCst);
+    assert!((3..=6).contains(&refused), "{refused} PATCHes refused");
+    let layer = sha256_digest(&image.layers[0]);
+    let resp = server.head(&format!("/v2/refused/app/blobs/{layer}")).await;
+    assert_eq!(resp.status(), 404);
+}

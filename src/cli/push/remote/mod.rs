@@ -34,8 +34,17 @@ pub struct RemoteTarget {
 enum Interrupted {
     /// Ask the registry where the session stands and go on from there.
     Resume(String),
+    /// The registry asked for (new) credentials and they were obtained:
+    /// go on as after `Resume`, but this is not a failed attempt (a token
+    /// may expire in the middle of a long upload).
+    Challenged,
     Fatal(PushError),
 }
+
+/// Challenges met in a row by one upload before it gives up: a second may
+/// ask for a token with wider scopes, a third means the credentials will
+/// not do.
+const MAX_CHALLENGES: u32 = 2;
 
 /// A session and the number of bytes the registry holds in it.
 pub struct Session {
@@ -117,6 +126,7 @@ impl RemoteTarget {
         .await
         .map_err(PushError::Source)?;
         let mut failures = 0;
+        let mut challenges = 0;
         while session.offset < blob.size {
             let start = session.offset;
             let end = (start + self.chunk_size).min(blob.size);
@@ -139,11 +149,23 @@ impl RemoteTarget {
                     };
                     hasher = next;
                     failures = 0;
+                    challenges = 0;
                     continue;
                 }
                 Err(Interrupted::Fatal(e)) => {
                     self.cancel(&session.location).await;
                     return Err(e);
+                }
+                Err(Interrupted::Challenged) => {
+                    challenges += 1;
+                    if challenges > MAX_CHALLENGES {
+                        self.cancel(&session.location).await;
+                        return Err(PushError::Refused(format!(
+                            "uploading {}: the registry refused the request (401 unauthorized) \
+                             {challenges} times in a row with fresh credentials",
+                            blob.digest
+                        )));
+                    }
                 }
                 Err(Interrupted::Resume(why)) => {
                     failures += 1;
@@ -228,7 +250,7 @@ impl RemoteTarget {
                 .authenticate(&response, generation)
                 .await
                 .map_err(Interrupted::Fatal)?;
-            return Err(Interrupted::Resume("credentials were asked for".into()));
+            return Err(Interrupted::Challenged);
         }
         if client::is_transient(status)
             || status == StatusCode::NOT_FOUND
