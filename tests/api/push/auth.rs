@@ -375,7 +375,7 @@ async fn expiring_forward(State(gate): State<ExpiringGate>, request: Request) ->
             gate.expired_patches.fetch_add(1, Ordering::SeqCst);
         }
         let challenge = format!(
-            r#"Bearer realm="{}",service="test",scope="repository:expiry/app:pull,push""#,
+            r#"Bearer realm="{}",service="test",scope="repository:x:pull,push""#,
             gate.realm
         );
         let mut response = status(StatusCode::UNAUTHORIZED);

@@ -15,6 +15,10 @@ use super::super::PushError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// `401` challenges a request (or an upload) answers in a row; the next one
+/// ends it. A second may ask for a token with wider scopes; a third means
+/// the credentials will not do.
+pub const ANSWERED_CHALLENGES: u32 = 2;
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -239,8 +243,6 @@ impl RegistryClient {
         what: &str,
         make: impl Fn() -> RequestBuilder,
     ) -> Result<Response, PushError> {
-        // A second challenge may ask for a token with a wider scope; a
-        // third means the credentials will not do.
         let mut challenges = 0;
         loop {
             let generation = self.generation();
@@ -248,7 +250,7 @@ impl RegistryClient {
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
-            if challenges == 2 {
+            if challenges == ANSWERED_CHALLENGES {
                 return Err(refusal(what, response).await);
             }
             challenges += 1;

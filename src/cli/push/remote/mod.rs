@@ -41,11 +41,6 @@ enum Interrupted {
     Fatal(PushError),
 }
 
-/// Challenges met in a row by one upload before it gives up: a second may
-/// ask for a token with wider scopes, a third means the credentials will
-/// not do.
-const MAX_CHALLENGES: u32 = 2;
-
 /// A session and the number of bytes the registry holds in it.
 pub struct Session {
     pub location: Url,
@@ -158,7 +153,7 @@ impl RemoteTarget {
                 }
                 Err(Interrupted::Challenged) => {
                     challenges += 1;
-                    if challenges > MAX_CHALLENGES {
+                    if challenges > client::ANSWERED_CHALLENGES {
                         self.cancel(&session.location).await;
                         return Err(PushError::Refused(format!(
                             "uploading {}: the registry refused the request (401 unauthorized) \
