@@ -427,16 +427,17 @@ async fn expiring_proxy(server: &TestServer, patches_always_expired: bool) -> Ex
     proxy
 }
 
-/// `artispace push` with credentials, no retries and 8 KiB chunks.
-fn push_without_retries(layout: &Path, target: String) -> Vec<String> {
+/// `artispace push` of `layout` to `repo:v1` through `proxy`, with
+/// credentials, no retries and 8 KiB chunks.
+async fn push_without_retries(proxy: &ExpiringProxy, layout: &Path, repo: &str) -> Output {
     let mut args: Vec<String> = ["push", "--username", "user", "--password-stdin"]
         .into_iter()
         .chain(["--retries", "0", "--chunk-size", "8KiB"])
         .map(str::to_owned)
         .collect();
     args.push(path_str(layout).to_owned());
-    args.push(target);
-    args
+    args.push(format!("http://{}/{repo}:v1", proxy.host));
+    push(args, vec![], Some("secret\n".into())).await
 }
 
 #[tokio::test]
@@ -447,13 +448,7 @@ async fn a_token_that_expires_mid_upload_is_renewed_without_using_a_retry() {
     // A 30 kB layer in 8 KiB chunks: PATCHes follow the one that expires
     // the token.
     let (layout, image) = layout_with_image(&work, 43);
-    let target = format!("http://{}/expiry/app:v1", proxy.host);
-    let out = push(
-        push_without_retries(&layout, target),
-        vec![],
-        Some("secret\n".into()),
-    )
-    .await;
+    let out = push_without_retries(&proxy, &layout, "expiry/app").await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -481,13 +476,7 @@ async fn an_upload_stops_when_every_fresh_token_is_refused() {
     let proxy = expiring_proxy(&server, true).await;
     let (_keep, work) = work_dir();
     let (layout, image) = layout_with_image(&work, 44);
-    let target = format!("http://{}/refused/app:v1", proxy.host);
-    let out = push(
-        push_without_retries(&layout, target),
-        vec![],
-        Some("secret\n".into()),
-    )
-    .await;
+    let out = push_without_retries(&proxy, &layout, "refused/app").await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
