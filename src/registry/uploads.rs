@@ -125,7 +125,21 @@ impl Registry {
     ) -> Result<UploadStatus, RegistryError> {
         let stores = self.upload_stores();
         let repo = repo.clone();
-        let record = blocking(move || stores.live_upload(&repo, id)).await?;
+        let record = blocking(move || {
+            let record = stores.live_upload(&repo, id)?;
+            // Report only bytes the file still holds: after a power cut it
+            // can hold fewer than were acknowledged (chunks are not synced),
+            // and the client should start over now rather than at its next
+            // PATCH.
+            if record.size > 0 {
+                let on_disk = stores.blobs.upload_size(id)?.unwrap_or(0);
+                if on_disk < record.size {
+                    return Err(lost_upload_data(id, on_disk, record.size));
+                }
+            }
+            Ok(record)
+        })
+        .await?;
         Ok(UploadStatus {
             id,
             size: record.size,

@@ -31,6 +31,7 @@ pub fn appends_continue_where_the_offset_says(store: &dyn BlobStore) {
     write_upload(store, id, 0, b"hello ");
     write_upload(store, id, 6, b"world");
     assert_eq!(read_upload(store, id), b"hello world");
+    assert_eq!(store.upload_size(id).unwrap(), Some(11));
 }
 
 pub fn appending_cuts_off_unacknowledged_bytes(store: &dyn BlobStore) {
@@ -156,6 +157,7 @@ pub fn missing_things_are_none_or_false(store: &dyn BlobStore) {
     assert!(store.open_blob(&digest).unwrap().is_none());
     assert!(!store.remove_blob(&digest).unwrap());
     assert!(store.read_upload(Uuid::new_v4()).unwrap().is_none());
+    assert_eq!(store.upload_size(Uuid::new_v4()).unwrap(), None);
     store.remove_upload(Uuid::new_v4()).unwrap();
 }
 
@@ -176,6 +178,7 @@ pub fn removed_blobs_and_uploads_are_gone(store: &dyn BlobStore) {
         .iter()
         .any(|u| u.id == abandoned && u.size == 9));
     store.remove_upload(abandoned).unwrap();
+    assert_eq!(store.upload_size(abandoned).unwrap(), None);
     assert!(store
         .list_uploads()
         .unwrap()

@@ -106,6 +106,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// `None` when it has no data.
     fn read_upload(&self, id: Uuid) -> Result<Option<Box<dyn Read + Send>>, StorageError>;
 
+    /// Bytes in upload `id`'s data; `None` when it has none.
+    fn upload_size(&self, id: Uuid) -> Result<Option<u64>, StorageError>;
+
     /// Removes upload `id`'s data; a missing upload is not an error.
     fn remove_upload(&self, id: Uuid) -> Result<(), StorageError>;
 

@@ -159,8 +159,9 @@ async fn acknowledged_chunk_survives_a_kill() {
 /// Chunks are not fsynced before their 202 (the blob is, before its 201),
 /// so a power cut can leave a session's file shorter than acknowledged. The
 /// file is cut short here by hand while the server is down, as a power cut
-/// would. The session must then answer "unknown" so the client starts over,
-/// commit nothing, and leave a fresh upload of the same blob working.
+/// would. The session must then answer "unknown", to a status request as to
+/// the next chunk, so the client starts over, commit nothing, and leave a
+/// fresh upload of the same blob working.
 #[tokio::test]
 async fn session_that_lost_acknowledged_bytes_is_unknown() {
     let mut server = TestServer::start().await;
@@ -177,6 +178,14 @@ async fn session_that_lost_acknowledged_bytes_is_unknown() {
     cut.set_len(split as u64 / 2).unwrap();
     drop(cut);
     server.restart_stopped().await;
+
+    let resp = server
+        .client
+        .get(server.location_url(&location))
+        .send()
+        .await
+        .expect("status after the loss");
+    assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
 
     // The server answers before reading this body, then closes the
     // connection: `Connection: close` keeps the client from reusing it.

@@ -356,6 +356,15 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    fn upload_size(&self, id: Uuid) -> Result<Option<u64>, StorageError> {
+        let path = self.layout.upload(id);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
     fn remove_upload(&self, id: Uuid) -> Result<(), StorageError> {
         let path = self.layout.upload(id);
         match fs::remove_file(&path) {
