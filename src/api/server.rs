@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::tls::{self, Tls, TlsError, TlsSource};
 use super::transport::{serve_connection, ConnectionLimits};
@@ -118,6 +119,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             source,
         })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
+    // Watched from before the "listening" line, so that a SIGHUP sent as
+    // soon as the server is up cannot meet the default action (exit).
+    let hangups = watch_sighup();
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Scripts and tests read this line to learn the port of `--addr …:0`.
     println!("artispace listening on {scheme}://{local}");
@@ -134,11 +138,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
                 store.layout.self_signed_key(),
             ),
         };
-        background.push(tokio::spawn(tls::reload_on_sighup(
-            Arc::clone(&tls.cert),
-            cert,
-            key,
-        )));
+        if let Some(hangups) = hangups {
+            background.push(tokio::spawn(tls::reload_on_sighup(
+                hangups,
+                Arc::clone(&tls.cert),
+                cert,
+                key,
+            )));
+        }
+    } else if let Some(hangups) = hangups {
+        background.push(tokio::spawn(shrug_off_sighup(hangups)));
     }
     let app = router(AppState::new(
         Arc::clone(&registry),
@@ -239,8 +248,27 @@ fn self_signed_names(addr: SocketAddr) -> Vec<String> {
     names
 }
 
+/// SIGHUP, from now on: it reloads the TLS certificate, or does nothing.
+fn watch_sighup() -> Option<Signal> {
+    match signal(SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; it will stop the server");
+            None
+        }
+    }
+}
+
+/// Without TLS there is nothing to reload on SIGHUP, but the signal must
+/// not stop the registry (its default action): log rotation and service
+/// managers send it as a matter of course.
+async fn shrug_off_sighup(mut hangups: Signal) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: nothing to reload (no TLS certificate in use)");
+    }
+}
+
 async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
     let terminate = async {
         match signal(SignalKind::terminate()) {
             Ok(mut s) => {

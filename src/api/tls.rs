@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest as _, Sha256};
+use tokio::signal::unix::Signal;
 use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
@@ -181,15 +182,12 @@ fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), TlsError> {
 
 /// Re-reads the certificate files on every SIGHUP; a failed reload keeps
 /// the certificate in use.
-pub async fn reload_on_sighup(cert: Arc<ReloadableCert>, cert_path: PathBuf, key_path: PathBuf) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; certificates will not be reloaded");
-            return;
-        }
-    };
+pub async fn reload_on_sighup(
+    mut hangups: Signal,
+    cert: Arc<ReloadableCert>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+) {
     while hangups.recv().await.is_some() {
         let (c, k) = (cert_path.clone(), key_path.clone());
         match tokio::task::spawn_blocking(move || load_certified_key(&c, &k)).await {

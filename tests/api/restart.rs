@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::stream;
 
 use crate::common::{
-    assert_oci_error, header, random_bytes, sha256_digest, TestServer, OCI_MANIFEST,
+    assert_oci_error, header, random_bytes, sha256_digest, ServerConfig, TestServer, OCI_MANIFEST,
 };
 
 #[tokio::test]
@@ -22,6 +22,31 @@ async fn sigint_stops_the_server_with_exit_code_0() {
     let mut server = TestServer::start().await;
     server.push_image("repo", "v1", 121).await;
     server.stop_with_signal("INT").await;
+}
+
+/// Log rotation and service managers send SIGHUP. Without TLS there is
+/// nothing to reload, and the server must go on serving (the signal's
+/// default action would end it).
+#[tokio::test]
+async fn sighup_without_tls_leaves_the_server_running() {
+    let mut server = TestServer::start_configured(ServerConfig {
+        log_level: Some("info".into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    server.send_signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.log().contains("SIGHUP: nothing to reload") {
+        let alive = server.client.get(server.url("/v2/")).send().await;
+        assert!(
+            alive.is_ok() && Instant::now() < deadline,
+            "the server did not take SIGHUP in its stride; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.push_image("repo", "v1", 122).await;
+    server.stop_with_signal("TERM").await;
 }
 
 /// SIGTERM while a PATCH is half sent: the request finishes, then the
