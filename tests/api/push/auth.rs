@@ -338,9 +338,10 @@ async fn a_late_token_for_fewer_scopes_does_not_replace_a_newer_one() {
     assert_eq!(resp.bytes().await.unwrap(), image.manifest);
 }
 
-/// A token server whose tokens stop working once an upload has sent its
-/// first chunk, as a short-lived token expires during a long push: the
-/// next PATCH meets a new challenge.
+/// A token server whose first token expires just as the layer's second
+/// chunk arrives, as a short-lived token does during a long push: that
+/// PATCH meets a new challenge. (Tied to a request rather than to a clock,
+/// so the other blob's requests cannot renew the token first.)
 #[derive(Clone)]
 struct ExpiringGate {
     upstream: String,
@@ -355,6 +356,10 @@ struct ExpiringGate {
     patches_always_expired: bool,
 }
 
+/// The chunk at which the first token expires: the second 8 KiB PATCH of
+/// the 30 kB layer (the config blob fits in one).
+const EXPIRES_AT_CHUNK: &str = "8192-";
+
 async fn expiring_token(State(gate): State<ExpiringGate>, request: Request) -> Response {
     if authorization(&request) != GOOD_BASIC {
         return status(StatusCode::UNAUTHORIZED);
@@ -365,8 +370,20 @@ async fn expiring_token(State(gate): State<ExpiringGate>, request: Request) -> R
 }
 
 async fn expiring_forward(State(gate): State<ExpiringGate>, request: Request) -> Response {
-    let valid = gate.valid.load(Ordering::SeqCst);
     let patch = request.method() == "PATCH";
+    let expiring_chunk = patch
+        && request
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|range| range.starts_with(EXPIRES_AT_CHUNK));
+    if expiring_chunk {
+        // The first token's time is up.
+        let _ = gate
+            .valid
+            .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    let valid = gate.valid.load(Ordering::SeqCst);
     let allowed = valid > 0
         && authorization(&request) == format!("Bearer token-{valid}")
         && !(patch && gate.patches_always_expired);
@@ -385,15 +402,7 @@ async fn expiring_forward(State(gate): State<ExpiringGate>, request: Request) ->
         );
         return response;
     }
-    let response = relay(&gate.http, &gate.upstream, request).await;
-    if patch && response.status() == StatusCode::ACCEPTED && gate.issued.load(Ordering::SeqCst) == 1
-    {
-        // The first token expires after its first chunk.
-        let _ = gate
-            .valid
-            .compare_exchange(valid, 0, Ordering::SeqCst, Ordering::SeqCst);
-    }
-    response
+    relay(&gate.http, &gate.upstream, request).await
 }
 
 struct ExpiringProxy {
