@@ -16,6 +16,7 @@ mod limits;
 mod listing;
 mod manifests;
 mod reply;
+mod request_log;
 pub mod routes;
 pub mod server;
 pub mod tls;
@@ -196,32 +197,44 @@ fn query<T: DeserializeOwned + Default>(uri: &Uri) -> Result<T, ApiError> {
         })
 }
 
-/// Logs each request and stamps the API version header on every response.
+/// Logs each request (once its response body is sent) and stamps the API
+/// version header on every response.
 async fn log_and_stamp(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let bytes_in = content_length(request.headers());
+    let logged = request_log::enabled().then(|| {
+        (
+            request.method().clone(),
+            request.uri().path().to_owned(),
+            content_length(request.headers()),
+        )
+    });
     let mut response = next.run(request).await;
     response
         .headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        bytes_in,
-        // Streamed bodies announce their length in a header, buffered ones in their size hint.
-        bytes_out = response
+    let Some((method, path, bytes_in)) = logged else {
+        return response;
+    };
+    // Streamed bodies announce their length in a header, buffered ones in
+    // their size hint; an answer to HEAD sends no body whatever it announces.
+    let bytes_announced = if method == Method::HEAD {
+        0
+    } else {
+        response
             .body()
             .size_hint()
             .exact()
-            .unwrap_or_else(|| content_length(response.headers())),
-
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    response
+            .unwrap_or_else(|| content_length(response.headers()))
+    };
+    let line = request_log::RequestLine {
+        method,
+        path,
+        status: response.status(),
+        bytes_in,
+        bytes_announced,
+        started,
+    };
+    response.map(|body| line.log_when_sent(body))
 }
 
 fn content_length(headers: &HeaderMap) -> u64 {

@@ -2,10 +2,11 @@
 //! names, tags and digests that every endpoint checks first.
 
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{
-    assert_oci_error, header, json_body, sha256_digest, sha512_digest, Image, ServerConfig,
-    TestServer, OCI_MANIFEST,
+    assert_oci_error, header, json_body, random_bytes, sha256_digest, sha512_digest, Image,
+    ServerConfig, TestServer, OCI_MANIFEST,
 };
 
 const API_VERSION: &str = "registry/2.0";
@@ -127,6 +128,60 @@ async fn requests_are_logged_as_json_lines_with_log_format_json() {
             && values.contains(&json!(200))
     });
     assert!(logged, "no JSON log line with GET /v2/ 200 in:\n{log}");
+}
+
+/// A download is logged when its body has gone out, with the bytes that
+/// did: whole, cut short by a client that hung up, or none for HEAD.
+#[tokio::test]
+async fn downloads_are_logged_with_the_bytes_that_went_out() {
+    let mut server = TestServer::start_configured(ServerConfig {
+        args: vec!["--log-format".to_owned(), "json".to_owned()],
+        log_level: Some("info".to_owned()),
+        ..ServerConfig::default()
+    })
+    .await;
+    // Larger than loopback socket buffers, so that a client that stops
+    // reading leaves the server still sending.
+    let data = random_bytes(130, 32 * 1024 * 1024);
+    let digest = server.push_blob("logged", &data).await;
+    let path = format!("/v2/logged/blobs/{digest}");
+
+    let whole = server.get(&path).await.bytes().await.unwrap();
+    assert_eq!(whole.len(), data.len());
+    assert_eq!(server.head(&path).await.status(), 200);
+    let mut tcp = tokio::net::TcpStream::connect(server.host()).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host());
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut start = vec![0u8; 64 * 1024];
+    tcp.read_exact(&mut start).await.unwrap();
+    drop(tcp);
+    server.stop().await;
+
+    let log = server.log();
+    let mut downloads = Vec::new();
+    for line in log.lines().filter(|l| l.contains(path.as_str())) {
+        let line: Value = serde_json::from_str(line).unwrap();
+        downloads.push((
+            line["method"].as_str().unwrap_or_default().to_owned(),
+            line["bytes_out"].as_u64().unwrap_or(u64::MAX),
+            line["complete"].as_bool(),
+        ));
+    }
+    let size = data.len() as u64;
+    assert!(
+        downloads.contains(&("GET".to_owned(), size, Some(true))),
+        "{downloads:?}"
+    );
+    assert!(
+        downloads.contains(&("HEAD".to_owned(), 0, Some(true))),
+        "{downloads:?}"
+    );
+    assert!(
+        downloads
+            .iter()
+            .any(|(m, sent, complete)| m == "GET" && *sent < size && *complete == Some(false)),
+        "no cut-short download in {downloads:?}"
+    );
 }
 
 fn collect_scalars(value: &Value, out: &mut Vec<Value>) {
