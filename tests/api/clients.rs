@@ -1,5 +1,6 @@
-//! A real client against the real server: `skopeo copy` of an OCI image
-//! layout (written here, no network) into `artispace serve` and back.
+//! Real clients against the real server: `skopeo copy` of an OCI image
+//! layout (written here, no network) into `artispace serve` and back, and
+//! round trips with podman, buildah and oras.
 
 use std::path::Path;
 use std::process::Command;
@@ -307,4 +308,100 @@ print("\n".join(client.pull(target=f"{host}/oras/sbom:v1", outdir=out)))
     )
     .unwrap();
     assert_eq!(manifest["annotations"]["purpose"], "test");
+}
+
+/// `buildah` with its own storage under `dir`, so tests leave no trace.
+fn buildah(dir: &Path) -> Command {
+    let mut cmd = Command::new("buildah");
+    cmd.env("HOME", dir)
+        .arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args(["--storage-driver", "vfs"]);
+    cmd
+}
+
+/// An image built with buildah from scratch, pushed in OCI and in Docker
+/// format, pulled back into empty storage: the same image, the same file.
+#[tokio::test]
+async fn buildah_pushes_an_image_it_built_and_pulls_it_back() {
+    require("buildah", &["--version"], "apt-get install buildah");
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let step = |args: &[&str], what: &str| {
+        let mut cmd = buildah(work.path());
+        cmd.args(args);
+        text(run(cmd, what))
+    };
+    let file = work.path().join("hello.txt");
+    std::fs::write(&file, b"built by buildah, served by artispace\n").unwrap();
+
+    let container = step(&["from", "scratch"], "buildah from scratch");
+    step(
+        &[
+            "copy",
+            &container,
+            &file.display().to_string(),
+            "/hello.txt",
+        ],
+        "buildah copy",
+    );
+    step(
+        &["config", "--label", "built-for=artispace", &container],
+        "buildah config",
+    );
+    let image_id = step(
+        &["commit", "-q", "--format", "oci", &container, "built:v1"],
+        "buildah commit",
+    );
+
+    for (format, tag, media_type) in [
+        ("oci", "oci", OCI_MANIFEST),
+        (
+            "v2s2",
+            "docker",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        ),
+    ] {
+        let remote = format!("docker://{}/buildah/app:{tag}", server.host());
+        step(
+            &[
+                "push",
+                "--tls-verify=false",
+                "--format",
+                format,
+                "built:v1",
+                &remote,
+            ],
+            "buildah push into artispace",
+        );
+        let resp = server
+            .get(&format!("/v2/buildah/app/manifests/{tag}"))
+            .await;
+        assert_eq!(resp.status(), 200, "{format} manifest");
+        assert_eq!(header(&resp, "content-type").as_deref(), Some(media_type));
+
+        let fresh = tempfile::tempdir().unwrap();
+        let mut pull = buildah(fresh.path());
+        pull.args(["pull", "-q", "--tls-verify=false", &remote]);
+        let pulled_id = text(run(pull, "buildah pull from artispace"));
+        if format == "oci" {
+            assert_eq!(pulled_id, image_id, "the same config digest comes back");
+        }
+        let mut from = buildah(fresh.path());
+        from.args(["from", &pulled_id]);
+        let copy = text(run(from, "buildah from the pulled image"));
+        let mut mount = buildah(fresh.path());
+        mount.args(["mount", &copy]);
+        let root = text(run(mount, "buildah mount"));
+        assert_eq!(
+            std::fs::read(Path::new(&root).join("hello.txt")).unwrap(),
+            std::fs::read(&file).unwrap(),
+            "{format}: the file comes back"
+        );
+        let mut unmount = buildah(fresh.path());
+        unmount.args(["rm", "--all"]);
+        run(unmount, "buildah rm");
+    }
 }
