@@ -1,6 +1,6 @@
 //! Real clients against the real server: `skopeo copy` of an OCI image
 //! layout (written here, no network) into `artispace serve` and back, and
-//! round trips with podman, buildah and oras.
+//! round trips with podman, buildah, containerd and oras.
 
 use std::path::Path;
 use std::process::Command;
@@ -404,4 +404,138 @@ async fn buildah_pushes_an_image_it_built_and_pulls_it_back() {
         unmount.args(["rm", "--all"]);
         run(unmount, "buildah rm");
     }
+}
+
+/// A containerd of its own (root, state and socket under `dir`, no CRI),
+/// stopped when dropped.
+struct Containerd {
+    daemon: std::process::Child,
+    socket: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        let socket = dir.join("containerd.sock");
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{socket}\"\n\
+                 [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{opt}\"\n",
+                root = dir.join("root").display(),
+                state = dir.join("state").display(),
+                socket = socket.display(),
+                opt = dir.join("opt").display(),
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let containerd = Containerd {
+            daemon,
+            socket,
+            dir: dir.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !containerd
+            .ctr()
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not start; log:\n{}",
+                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        containerd
+    }
+
+    /// `ctr` talking to this containerd, in a namespace of the test's own.
+    fn ctr(&self) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.env("HOME", &self.dir)
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "artispace-test"]);
+        cmd
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// containerd pulls (and unpacks) an image from artispace, and pushes it
+/// back under another name: the registry then serves the same manifest.
+#[tokio::test]
+async fn containerd_pulls_and_pushes_an_image() {
+    require("containerd", &["--version"], "apt-get install containerd");
+    require("ctr", &["--version"], "apt-get install containerd");
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let manifest = write_oci_layout(&layout);
+    let digest = sha256_digest(&manifest);
+    let pushed = crate::push::artispace(&[
+        "push",
+        &layout.display().to_string(),
+        &format!("http://{}/ctr/app:v1", server.host()),
+    ]);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+
+    let daemon = tokio::task::spawn_blocking({
+        let dir = work.path().join("containerd");
+        move || {
+            std::fs::create_dir(&dir).unwrap();
+            Containerd::start(&dir)
+        }
+    })
+    .await
+    .unwrap();
+    let source = format!("{}/ctr/app:v1", server.host());
+    let copy = format!("{}/ctr/copy:v2", server.host());
+    let mut pull = daemon.ctr();
+    pull.args([
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        &source,
+    ]);
+    run(pull, "ctr images pull from artispace");
+    let mut tag = daemon.ctr();
+    tag.args(["images", "tag", &source, &copy]);
+    run(tag, "ctr images tag");
+    let mut push = daemon.ctr();
+    push.args(["images", "push", "--plain-http", &copy]);
+    run(push, "ctr images push into artispace");
+    let mut listed = daemon.ctr();
+    listed.args(["images", "ls"]);
+    let listed = text(run(listed, "ctr images ls"));
+    assert!(listed.contains(&digest), "{listed}");
+
+    let resp = server.get("/v2/ctr/copy/manifests/v2").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "docker-content-digest"), Some(digest));
+    assert_eq!(resp.bytes().await.unwrap(), manifest);
 }
