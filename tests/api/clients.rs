@@ -1,6 +1,6 @@
 //! Real clients against the real server: `skopeo copy` of an OCI image
 //! layout (written here, no network) into `artispace serve` and back, and
-//! round trips with podman, buildah, containerd and oras.
+//! round trips with podman, buildah, containerd, Docker and oras.
 
 use std::path::Path;
 use std::process::Command;
@@ -538,4 +538,130 @@ async fn containerd_pulls_and_pushes_an_image() {
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "docker-content-digest"), Some(digest));
     assert_eq!(resp.bytes().await.unwrap(), manifest);
+}
+
+/// A Docker daemon of its own (data, exec root, pid file and socket under
+/// `dir`; no bridge, no iptables, vfs storage), stopped when dropped.
+struct Dockerd {
+    daemon: std::process::Child,
+    socket: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Dockerd {
+        let socket = dir.join("docker.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let daemon = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let dockerd = Dockerd {
+            daemon,
+            socket,
+            dir: dir.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !dockerd
+            .docker()
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dockerd did not start; log:\n{}",
+                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        dockerd
+    }
+
+    fn docker(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env("HOME", &self.dir)
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket.display()));
+        cmd
+    }
+}
+
+impl Drop for Dockerd {
+    /// SIGTERM first: dockerd then stops the containerd it started.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.daemon.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// The Docker engine pushes an image to artispace (plain HTTP: Docker
+/// trusts registries on 127.0.0.0/8), and pulls it back as the same image.
+#[tokio::test]
+async fn docker_pushes_and_pulls_back_the_same_image() {
+    require("dockerd", &["--version"], "apt-get install docker.io");
+    require("docker", &["--version"], "apt-get install docker.io");
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs.tar");
+    std::fs::write(
+        &rootfs,
+        tar_with_one_file("hello.txt", b"pushed by docker\n"),
+    )
+    .unwrap();
+    let daemon = tokio::task::spawn_blocking({
+        let dir = work.path().join("docker");
+        move || {
+            std::fs::create_dir(&dir).unwrap();
+            Dockerd::start(&dir)
+        }
+    })
+    .await
+    .unwrap();
+    let image = format!("{}/docker/app:v1", server.host());
+    let step = |args: &[&str], what: &str| {
+        let mut cmd = daemon.docker();
+        cmd.args(args);
+        text(run(cmd, what))
+    };
+
+    let image_id = step(
+        &["import", &rootfs.display().to_string(), &image],
+        "docker import",
+    );
+    step(&["push", &image], "docker push into artispace");
+    let resp = server.get("/v2/docker/app/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "content-type").as_deref(),
+        Some("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    step(&["rmi", "--force", &image], "docker rmi");
+    step(&["pull", &image], "docker pull from artispace");
+    let pulled_id = step(
+        &["image", "inspect", "--format", "{{.Id}}", &image],
+        "docker image inspect",
+    );
+    assert_eq!(pulled_id, image_id, "the same image comes back");
 }
