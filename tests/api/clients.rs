@@ -406,10 +406,63 @@ async fn buildah_pushes_an_image_it_built_and_pulls_it_back() {
     }
 }
 
-/// A containerd of its own (root, state and socket under `dir`, no CRI),
-/// stopped when dropped.
+/// A daemon a test starts (its output in a log file), stopped when dropped:
+/// SIGTERM first, so that it stops what it started itself (dockerd its
+/// containerd), then SIGKILL after 20 s.
+struct Daemon {
+    child: std::process::Child,
+}
+
+impl Daemon {
+    fn spawn(mut command: Command, log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        Daemon { child }
+    }
+
+    /// Waits until `client` (asked for its `version`) gets an answer.
+    fn wait_until_ready(log: &Path, client: impl Fn() -> Command) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !client()
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not start; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A containerd of its own (root, state and socket under `dir`, no CRI).
 struct Containerd {
-    daemon: std::process::Child,
+    _daemon: Daemon,
     socket: std::path::PathBuf,
     dir: std::path::PathBuf,
 }
@@ -432,33 +485,15 @@ impl Containerd {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let log = dir.join("containerd.log");
+        let mut command = Command::new("containerd");
+        command.arg("--config").arg(&config);
         let containerd = Containerd {
-            daemon,
+            _daemon: Daemon::spawn(command, &log),
             socket,
             dir: dir.to_owned(),
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !containerd
-            .ctr()
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "containerd did not start; log:\n{}",
-                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        Daemon::wait_until_ready(&log, || containerd.ctr());
         containerd
     }
 
@@ -470,13 +505,6 @@ impl Containerd {
             .arg(&self.socket)
             .args(["--namespace", "artispace-test"]);
         cmd
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
     }
 }
 
@@ -541,9 +569,9 @@ async fn containerd_pulls_and_pushes_an_image() {
 }
 
 /// A Docker daemon of its own (data, exec root, pid file and socket under
-/// `dir`; no bridge, no iptables, vfs storage), stopped when dropped.
+/// `dir`; no bridge, no iptables, vfs storage).
 struct Dockerd {
-    daemon: std::process::Child,
+    _daemon: Daemon,
     socket: std::path::PathBuf,
     dir: std::path::PathBuf,
 }
@@ -551,8 +579,9 @@ struct Dockerd {
 impl Dockerd {
     fn start(dir: &Path) -> Dockerd {
         let socket = dir.join("docker.sock");
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let daemon = Command::new("dockerd")
+        let log = dir.join("dockerd.log");
+        let mut command = Command::new("dockerd");
+        command
             .arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -561,30 +590,13 @@ impl Dockerd {
             .arg(dir.join("dockerd.pid"))
             .arg("--host")
             .arg(format!("unix://{}", socket.display()))
-            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
+            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"]);
         let dockerd = Dockerd {
-            daemon,
+            _daemon: Daemon::spawn(command, &log),
             socket,
             dir: dir.to_owned(),
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !dockerd
-            .docker()
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "dockerd did not start; log:\n{}",
-                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        Daemon::wait_until_ready(&log, || dockerd.docker());
         dockerd
     }
 
@@ -594,25 +606,6 @@ impl Dockerd {
             .arg("--host")
             .arg(format!("unix://{}", self.socket.display()));
         cmd
-    }
-}
-
-impl Drop for Dockerd {
-    /// SIGTERM first: dockerd then stops the containerd it started.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.daemon.id().to_string())
-            .status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
     }
 }
 
