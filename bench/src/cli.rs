@@ -39,6 +39,15 @@ pub enum Command {
     Compare(CompareArgs),
     /// List the scenarios and what each measures.
     Scenarios,
+    /// The push floor `compare` runs beside the registries: receives blobs over HTTP, hashes them and
+    /// fsyncs them to files, nothing more (see bench/src/bare_receiver.rs).
+    #[command(hide = true)]
+    BareReceiver {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        root: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -64,6 +73,9 @@ pub struct CompareArgs {
     /// Skip the nginx static-file baseline.
     #[arg(long)]
     pub no_nginx: bool,
+    /// Skip the bare receiver (the push floor: receive, hash, write, fsync, nothing else).
+    #[arg(long)]
+    pub no_bare_receiver: bool,
     /// Skip measuring sha256 and disk limits.
     #[arg(long)]
     pub no_limits: bool,

@@ -7,6 +7,7 @@
 //! scenarios against artispace and the reference in alternating order, with
 //! the machine's limits measured in the same run, and prints ratios.
 
+mod bare_receiver;
 mod cli;
 mod compare;
 mod content;
@@ -31,29 +32,38 @@ use crate::scenarios::{run_scenario, Ctx, Plan, Scenario};
 use crate::target::Target;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let outcome = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => run(args).await,
-            Command::Compare(args) => compare::compare(args).await,
-            Command::Scenarios => {
-                for s in Scenario::ALL {
-                    println!("{:<14} {}", s.name(), s.about());
-                }
-                Ok(true)
-            }
-        }
-    });
+    let outcome = match Cli::parse().command {
+        // Blocking threads only: the floor it measures has no runtime.
+        Command::BareReceiver { addr, root } => bare_receiver::serve(addr, &root).map(|()| true),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run_command(command))),
+    };
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_command(command: Command) -> Result<bool> {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Compare(args) => compare::compare(args).await,
+        Command::Scenarios => {
+            for s in Scenario::ALL {
+                println!("{:<14} {}", s.name(), s.about());
+            }
+            Ok(true)
+        }
+        Command::BareReceiver { addr, root } => {
+            tokio::task::spawn_blocking(move || bare_receiver::serve(addr, &root)).await??;
+            Ok(true)
         }
     }
 }

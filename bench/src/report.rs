@@ -286,6 +286,8 @@ pub fn ratio_table(rows: &[RatioRow], reference: &str) -> Table {
             opt(r.reference, 2),
             opt(r.ours_over_reference, 2),
             match (&r.limit_name, r.limit) {
+                // Ratios and CPU seconds need two decimals, rates one.
+                (Some(n), Some(v)) if v.abs() < 10.0 => format!("{v:.2} ({n})"),
                 (Some(n), Some(v)) => format!("{v:.1} ({n})"),
                 _ => "-".into(),
             },

@@ -27,6 +27,9 @@ pub enum TargetKind {
     Registry,
     /// nginx serving files from `static_root`: the ceiling for blob pulls.
     StaticFiles,
+    /// The bench's own bare receiver: the floor of a push's cost (push
+    /// scenarios only; see `bare_receiver.rs`).
+    BareReceiver,
 }
 
 /// How the target came to be running.
@@ -160,6 +163,25 @@ impl Target {
             b"ok",
         )?;
         target.wait_ready("/ping").await?;
+        Ok(target)
+    }
+
+    /// Starts this bench binary's `bare-receiver` (the push floor) on a free
+    /// loopback port, writing into a fresh folder.
+    pub async fn spawn_bare_receiver(work_parent: &Path) -> Result<Target> {
+        let bin = std::env::current_exe().context("finding the bench's own binary")?;
+        let workdir = tempdir_in(work_parent, "bare-receiver")?;
+        let port = free_port()?;
+        let log_path = workdir.path().join("receiver.log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("bare-receiver")
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--root")
+            .arg(workdir.path().join("blobs"));
+        let mut target = spawn_logged(cmd, "bare-receiver", port, workdir, log_path)?;
+        target.kind = TargetKind::BareReceiver;
+        target.wait_ready("/v2/").await?;
         Ok(target)
     }
 

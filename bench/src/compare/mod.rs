@@ -5,7 +5,10 @@
 //! Each round measures the limits, then starts fresh servers (new temporary
 //! roots) one after the other, in alternating order across rounds, and runs
 //! the same scenarios against each with the same client; nginx then serves
-//! the pull blobs as plain files. Nothing is deleted until the run ends, so
+//! the pull blobs as plain files. The bare receiver (the push floor) takes
+//! the push scenarios in the same sequence as a third server: last when
+//! artispace goes first, first when artispace goes last, so that on average
+//! it meets the machine at the same moments as artispace. Nothing is deleted until the run ends, so
 //! no deletion speeds up or slows down a timed part. Ratios use the median
 //! over rounds.
 
@@ -28,6 +31,7 @@ const REFERENCE: &str = "docker-registry";
 enum Server {
     Ours,
     Reference,
+    BareReceiver,
 }
 
 pub async fn compare(args: CompareArgs) -> Result<bool> {
@@ -65,17 +69,20 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
                 limits.push(l);
             }
         }
-        let order = if round % 2 == 0 {
-            [Server::Ours, Server::Reference]
-        } else {
-            [Server::Reference, Server::Ours]
-        };
+        let mut order = vec![Server::Ours, Server::Reference];
+        if !args.no_bare_receiver && scenarios.iter().any(|s| s.is_blob_push()) {
+            order.push(Server::BareReceiver);
+        }
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for server in order {
             let target = match server {
                 Server::Ours => {
                     Target::spawn_artispace(&common.server_bin(), run_dir.path()).await?
                 }
                 Server::Reference => Target::spawn_docker_registry(run_dir.path()).await?,
+                Server::BareReceiver => Target::spawn_bare_receiver(run_dir.path()).await?,
             };
             describe_target(&target);
             let (r, f) =

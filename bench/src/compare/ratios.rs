@@ -2,13 +2,14 @@
 //! the measured limits, and issue 5's goals. `met` is None when a figure is
 //! missing (a scenario not selected, or failed).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::report::{LimitResult, RatioRow, ScenarioResult};
 
 const OURS: &str = "artispace";
 const REFERENCE: &str = "docker-registry";
 const NGINX: &str = "nginx";
+const BARE: &str = "bare-receiver";
 
 type Figure = fn(&ScenarioResult) -> Option<f64>;
 
@@ -277,8 +278,13 @@ impl Rows<'_> {
     }
 
     /// Server CPU seconds (as `cpu` picks them from a result) per GB moved
-    /// by `scenarios`, per round, median.
-    fn cpu_per_gb(&self, target: &str, scenarios: &[&str], cpu: Figure) -> Option<f64> {
+    /// by `scenarios`, for each round that has them.
+    fn cpu_per_gb_by_round(
+        &self,
+        target: &str,
+        scenarios: &[&str],
+        cpu: Figure,
+    ) -> BTreeMap<u32, f64> {
         let rounds: BTreeSet<u32> = self.results.iter().map(|r| r.round).collect();
         let per_round = rounds.into_iter().filter_map(|round| {
             let rs: Vec<&ScenarioResult> = self
@@ -292,9 +298,29 @@ impl Rows<'_> {
                 .collect();
             let gb: f64 = rs.iter().map(|r| r.bytes as f64 / 1e9).sum();
             let cpu: Option<f64> = rs.iter().map(|r| cpu(r)).sum();
-            (gb > 0.0).then_some(cpu? / gb)
+            Some((round, cpu? / (gb > 0.0).then_some(gb)?))
         });
-        median(per_round.collect())
+        per_round.collect()
+    }
+
+    /// The same, median over rounds.
+    fn cpu_per_gb(&self, target: &str, scenarios: &[&str], cpu: Figure) -> Option<f64> {
+        median(
+            self.cpu_per_gb_by_round(target, scenarios, cpu)
+                .into_values()
+                .collect(),
+        )
+    }
+
+    /// Per round, `target`'s CPU per GB over the reference's; median.
+    fn cpu_over_reference_by_round(&self, target: &str, scenarios: &[&str]) -> Option<f64> {
+        let cpu = |r: &ScenarioResult| r.server_cpu_secs;
+        let theirs = self.cpu_per_gb_by_round(REFERENCE, scenarios, cpu);
+        let ratios = self
+            .cpu_per_gb_by_round(target, scenarios, cpu)
+            .into_iter()
+            .filter_map(|(round, v)| ratio(Some(v), theirs.get(&round).copied()));
+        median(ratios.collect())
     }
 
     fn both_cpu_per_gb(&self, scenarios: &[&str], cpu: Figure) -> (Option<f64>, Option<f64>) {
@@ -314,30 +340,21 @@ impl Rows<'_> {
     }
 
     fn resources(&mut self) {
-        // What writing through the page cache and fsyncing cost dd in the
-        // same rounds: a share of every push that no server avoids.
-        let dd_cpu = median(
-            self.limits
-                .iter()
-                .filter(|l| l.limit == "disk-fsync-1")
-                .filter_map(|l| l.cpu_secs_per_gb)
-                .collect(),
-        );
-        for (what, scenarios, k, limit) in [
-            (
-                "all pushes",
-                &["push-1", "push-4", "push-chunked", "big-push"][..],
-                0.35,
-                Some(("dd conv=fsync CPU s/GB".to_string(), dd_cpu)),
-            ),
-            (
-                "all pulls",
-                &["pull-1", "pull-4", "big-pull"][..],
-                1.0,
-                None,
-            ),
-        ] {
+        let pushes = &["push-1", "push-4", "push-chunked", "big-push"][..];
+        let pulls = &["pull-1", "pull-4", "big-pull"][..];
+        // The bare receiver pays what the bytes of a push cost at that
+        // moment and nothing else: no server can spend less.
+        let floor = |rows: &Self, cpu: Figure| {
+            let v = rows.cpu_per_gb(BARE, pushes, cpu);
+            v.map(|_| ("bare receiver".to_string(), v))
+        };
+        for (what, scenarios, k) in [("all pushes", pushes, 0.35), ("all pulls", pulls, 1.0)] {
             let v = self.both_cpu_per_gb(scenarios, |r| r.server_cpu_secs);
+            let limit = if what == "all pushes" {
+                floor(self, |r| r.server_cpu_secs)
+            } else {
+                None
+            };
             self.add(
                 what,
                 "server CPU s/GB",
@@ -349,13 +366,33 @@ impl Rows<'_> {
             // The same split into the server's own work and the kernel's on
             // its behalf: the kernel's share (copies into the page cache,
             // page faults) swings with the machine, the user share does not.
-            let user = self.both_cpu_per_gb(scenarios, |r| {
-                Some(r.server_cpu_secs? - r.server_system_cpu_secs?)
-            });
-            self.add(what, "  of which user s/GB", user, None, "-", None);
-            let system = self.both_cpu_per_gb(scenarios, |r| r.server_system_cpu_secs);
-            self.add(what, "  of which kernel s/GB", system, None, "-", None);
+            let user_cpu: Figure = |r| Some(r.server_cpu_secs? - r.server_system_cpu_secs?);
+            let kernel_cpu: Figure = |r| r.server_system_cpu_secs;
+            for (metric, cpu) in [
+                ("  of which user s/GB", user_cpu),
+                ("  of which kernel s/GB", kernel_cpu),
+            ] {
+                let v = self.both_cpu_per_gb(scenarios, cpu);
+                let limit = if what == "all pushes" {
+                    floor(self, cpu)
+                } else {
+                    None
+                };
+                self.add(what, metric, v, limit, "-", None);
+            }
         }
+        // Per round, beside the floor's ratio in the same round: the best
+        // any server could have reached then.
+        let ours = self.cpu_over_reference_by_round(OURS, pushes);
+        let best = self.cpu_over_reference_by_round(BARE, pushes);
+        self.add(
+            "all pushes",
+            "CPU ÷ ref, median of rounds",
+            (ours, None),
+            best.map(|_| ("bare receiver ÷ ref".to_string(), best)),
+            "-",
+            None,
+        );
         let v = (self.peak_rss(OURS), self.peak_rss(REFERENCE));
         self.add(
             "whole run",
@@ -502,5 +539,50 @@ mod tests {
         let kernel = pushes("of which kernel s/GB");
         assert_eq!((kernel.ours, kernel.reference), (Some(1.0), Some(2.0)));
         assert_eq!(kernel.met, None);
+    }
+
+    #[test]
+    fn the_bare_receiver_is_the_floor_of_push_cpu_round_by_round() {
+        let push = |target: &str, round: u32, cpu: f64| {
+            let work = crate::report::Work {
+                ops: 1,
+                unit: "blobs",
+                bytes: 1_000_000_000,
+                ..Default::default()
+            };
+            let usage = crate::proc_stats::Usage {
+                cpu_secs: cpu,
+                system_cpu_secs: cpu / 2.0,
+                ..Default::default()
+            };
+            let second = std::time::Duration::from_secs(1);
+            ScenarioResult::new(target, "push-4", round, work, second, Some(usage), 0.0)
+        };
+        // Round 0 is quiet, round 1 faults: the floor moves with the round.
+        let results = [
+            push(OURS, 0, 1.2),
+            push(REFERENCE, 0, 4.0),
+            push(BARE, 0, 1.0),
+            push(OURS, 1, 3.3),
+            push(REFERENCE, 1, 5.5),
+            push(BARE, 1, 3.0),
+        ];
+        let rows = ratio_rows(&results, &[]);
+        let row = |metric: &str| {
+            rows.iter()
+                .find(|r| r.scenario == "all pushes" && r.metric.trim() == metric)
+                .unwrap_or_else(|| panic!("no {metric} row"))
+        };
+        let total = row("server CPU s/GB");
+        assert_eq!(total.limit_name.as_deref(), Some("bare receiver"));
+        assert!((total.limit.unwrap() - 2.0).abs() < 1e-9);
+        let kernel = row("of which kernel s/GB");
+        assert!((kernel.limit.unwrap() - 1.0).abs() < 1e-9);
+        // Per round: ours 0.30 and 0.60 of the reference, the floor 0.25
+        // and 0.545; medians of the rounds.
+        let per_round = row("CPU ÷ ref, median of rounds");
+        assert!((per_round.ours.unwrap() - 0.45).abs() < 1e-9);
+        assert!((per_round.limit.unwrap() - (0.25 + 3.0 / 5.5) / 2.0).abs() < 1e-9);
+        assert_eq!(per_round.reference, None);
     }
 }

@@ -45,7 +45,9 @@ pub fn warm(ctx: &Ctx, size: u64) {
 
 fn blob_url(ctx: &Ctx, spec: &BlobSpec) -> String {
     match ctx.kind {
-        TargetKind::Registry => format!("{}/v2/{REPO}/blobs/{}", ctx.base, spec.digest),
+        TargetKind::Registry | TargetKind::BareReceiver => {
+            format!("{}/v2/{REPO}/blobs/{}", ctx.base, spec.digest)
+        }
         TargetKind::StaticFiles => {
             format!("{}/{}", ctx.base, spec.digest.trim_start_matches("sha256:"))
         }

@@ -157,7 +157,14 @@ impl Scenario {
             _ if scaling && plan.scale_entries == 0 => false,
             TargetKind::Registry => true,
             TargetKind::StaticFiles => matches!(self, Scenario::Pull1 | Scenario::Pull4),
+            TargetKind::BareReceiver => self.is_blob_push(),
         }
+    }
+
+    /// The scenarios that push large blobs: issue 5's CPU-per-GB-pushed row.
+    pub fn is_blob_push(self) -> bool {
+        use Scenario::*;
+        matches!(self, Push1 | Push4 | PushChunked | BigPush)
     }
 
     async fn prepare(self, ctx: &Ctx) -> Result<()> {
