@@ -507,80 +507,68 @@ mod tests {
         assert_eq!(row.met, Some(true));
     }
 
+    /// A push scenario result: `gb` pushed, `cpu` seconds of which `system`
+    /// in the kernel.
+    fn pushed(target: &str, round: u32, gb: f64, cpu: f64, system: f64) -> ScenarioResult {
+        let work = crate::report::Work {
+            ops: 1,
+            unit: "blobs",
+            bytes: (gb * 1e9) as u64,
+            ..Default::default()
+        };
+        let usage = crate::proc_stats::Usage {
+            cpu_secs: cpu,
+            system_cpu_secs: system,
+            ..Default::default()
+        };
+        let second = std::time::Duration::from_secs(1);
+        ScenarioResult::new(target, "push-4", round, work, second, Some(usage), 0.0)
+    }
+
+    fn all_pushes<'a>(rows: &'a [RatioRow], metric: &str) -> &'a RatioRow {
+        rows.iter()
+            .find(|r| r.scenario == "all pushes" && r.metric.trim() == metric)
+            .unwrap_or_else(|| panic!("no {metric} row"))
+    }
+
     #[test]
     fn push_cpu_is_split_into_user_and_kernel() {
-        let push = |target: &str, cpu: f64, system: f64| {
-            let work = crate::report::Work {
-                ops: 1,
-                unit: "blobs",
-                bytes: 2_000_000_000,
-                ..Default::default()
-            };
-            let usage = crate::proc_stats::Usage {
-                cpu_secs: cpu,
-                system_cpu_secs: system,
-                ..Default::default()
-            };
-            let second = std::time::Duration::from_secs(1);
-            ScenarioResult::new(target, "push-1", 0, work, second, Some(usage), 0.0)
-        };
         // 2 GB each: ours 1.0 user + 1.0 kernel s/GB, the reference 6 + 2.
-        let rows = ratio_rows(&[push(OURS, 4.0, 2.0), push(REFERENCE, 16.0, 4.0)], &[]);
-        let pushes = |metric: &str| {
-            rows.iter()
-                .find(|r| r.scenario == "all pushes" && r.metric.trim() == metric)
-                .unwrap_or_else(|| panic!("no {metric} row"))
-        };
-        let total = pushes("server CPU s/GB");
+        let results = [
+            pushed(OURS, 0, 2.0, 4.0, 2.0),
+            pushed(REFERENCE, 0, 2.0, 16.0, 4.0),
+        ];
+        let rows = ratio_rows(&results, &[]);
+        let total = all_pushes(&rows, "server CPU s/GB");
         assert_eq!((total.ours, total.reference), (Some(2.0), Some(8.0)));
         assert_eq!(total.met, Some(true));
-        let user = pushes("of which user s/GB");
+        let user = all_pushes(&rows, "of which user s/GB");
         assert_eq!((user.ours, user.reference), (Some(1.0), Some(6.0)));
-        let kernel = pushes("of which kernel s/GB");
+        let kernel = all_pushes(&rows, "of which kernel s/GB");
         assert_eq!((kernel.ours, kernel.reference), (Some(1.0), Some(2.0)));
         assert_eq!(kernel.met, None);
     }
 
     #[test]
     fn the_bare_receiver_is_the_floor_of_push_cpu_round_by_round() {
-        let push = |target: &str, round: u32, cpu: f64| {
-            let work = crate::report::Work {
-                ops: 1,
-                unit: "blobs",
-                bytes: 1_000_000_000,
-                ..Default::default()
-            };
-            let usage = crate::proc_stats::Usage {
-                cpu_secs: cpu,
-                system_cpu_secs: cpu / 2.0,
-                ..Default::default()
-            };
-            let second = std::time::Duration::from_secs(1);
-            ScenarioResult::new(target, "push-4", round, work, second, Some(usage), 0.0)
-        };
         // Round 0 is quiet, round 1 faults: the floor moves with the round.
         let results = [
-            push(OURS, 0, 1.2),
-            push(REFERENCE, 0, 4.0),
-            push(BARE, 0, 1.0),
-            push(OURS, 1, 3.3),
-            push(REFERENCE, 1, 5.5),
-            push(BARE, 1, 3.0),
+            pushed(OURS, 0, 1.0, 1.2, 0.6),
+            pushed(REFERENCE, 0, 1.0, 4.0, 2.0),
+            pushed(BARE, 0, 1.0, 1.0, 0.5),
+            pushed(OURS, 1, 1.0, 3.3, 1.65),
+            pushed(REFERENCE, 1, 1.0, 5.5, 2.75),
+            pushed(BARE, 1, 1.0, 3.0, 1.5),
         ];
         let rows = ratio_rows(&results, &[]);
-        let row = |metric: &str| {
-            rows.iter()
-                .find(|r| r.scenario == "all pushes" && r.metric.trim() == metric)
-                .unwrap_or_else(|| panic!("no {metric} row"))
-        };
-        let total = row("server CPU s/GB");
+        let total = all_pushes(&rows, "server CPU s/GB");
         assert_eq!(total.limit_name.as_deref(), Some("bare receiver"));
         assert!((total.limit.unwrap() - 2.0).abs() < 1e-9);
-        let kernel = row("of which kernel s/GB");
+        let kernel = all_pushes(&rows, "of which kernel s/GB");
         assert!((kernel.limit.unwrap() - 1.0).abs() < 1e-9);
         // Per round: ours 0.30 and 0.60 of the reference, the floor 0.25
         // and 0.545; medians of the rounds.
-        let per_round = row("CPU ÷ ref, median of rounds");
+        let per_round = all_pushes(&rows, "CPU ÷ ref, median of rounds");
         assert!((per_round.ours.unwrap() - 0.45).abs() < 1e-9);
         assert!((per_round.limit.unwrap() - (0.25 + 3.0 / 5.5) / 2.0).abs() < 1e-9);
         assert_eq!(per_round.reference, None);
