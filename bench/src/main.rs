@@ -61,6 +61,7 @@ async fn run_command(command: Command) -> Result<bool> {
             }
             Ok(true)
         }
+        // `main` serves it without a runtime; this arm only keeps the match whole.
         Command::BareReceiver { addr, root } => {
             tokio::task::spawn_blocking(move || bare_receiver::serve(addr, &root)).await??;
             Ok(true)

@@ -7,10 +7,10 @@
 //! the same scenarios against each with the same client; nginx then serves
 //! the pull blobs as plain files. The bare receiver (the push floor) takes
 //! the push scenarios in the same sequence as a third server: last when
-//! artispace goes first, first when artispace goes last, so that on average
-//! it meets the machine at the same moments as artispace. Nothing is deleted until the run ends, so
-//! no deletion speeds up or slows down a timed part. Ratios use the median
-//! over rounds.
+//! artispace goes first, first when artispace goes last, so that on
+//! average it meets the machine at the same moments as artispace. Nothing
+//! is deleted until the run ends, so no deletion speeds up or slows down a
+//! timed part. Ratios use the median over rounds.
 
 mod ratios;
 
