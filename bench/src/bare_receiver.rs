@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use crate::content::finish_digest;
+
 /// Largest read from the socket, and write to the file, in one call.
 const BODY_BUFFER: usize = 1 << 20;
 const HEAD_BUFFER: usize = 64 * 1024;
@@ -213,7 +215,7 @@ fn respond(
                 .find_map(|pair| pair.strip_prefix("digest="))
                 .map(|d| d.replace("%3A", ":").replace("%3a", ":"))
                 .ok_or_else(|| invalid("PUT without ?digest=".into()))?;
-            let got = format!("sha256:{}", hex(&upload.hasher.finalize()));
+            let got = finish_digest(upload.hasher);
             if got != expected {
                 return Err(invalid(format!("digest {got}, expected {expected}")));
             }
@@ -264,10 +266,6 @@ fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> String {
     text
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
@@ -275,6 +273,7 @@ fn invalid(message: String) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::sha256_digest;
 
     fn start() -> (tempfile::TempDir, SocketAddr) {
         let root = tempfile::tempdir().expect("tempdir");
@@ -328,7 +327,7 @@ mod tests {
     fn takes_a_chunked_push_and_answers_its_digest() {
         let (root, addr) = start();
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        let digest = format!("sha256:{}", hex(&Sha256::digest(&data)));
+        let digest = sha256_digest(&data);
         let (first, rest) = data.split_at(1_234_567);
 
         let mut stream = connect(addr);

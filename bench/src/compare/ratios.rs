@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::report::{LimitResult, RatioRow, ScenarioResult};
+use crate::scenarios::Scenario;
 
 const OURS: &str = "artispace";
 const REFERENCE: &str = "docker-registry";
@@ -340,26 +341,30 @@ impl Rows<'_> {
     }
 
     fn resources(&mut self) {
-        let pushes = &["push-1", "push-4", "push-chunked", "big-push"][..];
-        let pulls = &["pull-1", "pull-4", "big-pull"][..];
+        let pushes: Vec<&str> = Scenario::ALL
+            .iter()
+            .filter(|s| s.is_blob_push())
+            .map(|s| s.name())
+            .collect();
+        let pulls = ["pull-1", "pull-4", "big-pull"];
         // The bare receiver pays what the bytes of a push cost at that
-        // moment and nothing else: no server can spend less.
-        let floor = |rows: &Self, cpu: Figure| {
-            let v = rows.cpu_per_gb(BARE, pushes, cpu);
-            v.map(|_| ("bare receiver".to_string(), v))
-        };
-        for (what, scenarios, k) in [("all pushes", pushes, 0.35), ("all pulls", pulls, 1.0)] {
-            let v = self.both_cpu_per_gb(scenarios, |r| r.server_cpu_secs);
-            let limit = if what == "all pushes" {
-                floor(self, |r| r.server_cpu_secs)
-            } else {
-                None
+        // moment and nothing else: no server can spend less. Pulls have no
+        // such floor.
+        for (what, scenarios, k, floor) in [
+            ("all pushes", &pushes[..], 0.35, Some(BARE)),
+            ("all pulls", &pulls[..], 1.0, None),
+        ] {
+            let limit = |rows: &Self, cpu: Figure| {
+                let v = rows.cpu_per_gb(floor?, scenarios, cpu)?;
+                Some(("bare receiver".to_string(), Some(v)))
             };
+            let v = self.both_cpu_per_gb(scenarios, |r| r.server_cpu_secs);
+            let total_limit = limit(self, |r| r.server_cpu_secs);
             self.add(
                 what,
                 "server CPU s/GB",
                 v,
-                limit,
+                total_limit,
                 &format!("<= {k} x ref"),
                 at_most(ratio(v.0, v.1), k),
             );
@@ -373,18 +378,14 @@ impl Rows<'_> {
                 ("  of which kernel s/GB", kernel_cpu),
             ] {
                 let v = self.both_cpu_per_gb(scenarios, cpu);
-                let limit = if what == "all pushes" {
-                    floor(self, cpu)
-                } else {
-                    None
-                };
-                self.add(what, metric, v, limit, "-", None);
+                let split_limit = limit(self, cpu);
+                self.add(what, metric, v, split_limit, "-", None);
             }
         }
         // Per round, beside the floor's ratio in the same round: the best
         // any server could have reached then.
-        let ours = self.cpu_over_reference_by_round(OURS, pushes);
-        let best = self.cpu_over_reference_by_round(BARE, pushes);
+        let ours = self.cpu_over_reference_by_round(OURS, &pushes);
+        let best = self.cpu_over_reference_by_round(BARE, &pushes);
         self.add(
             "all pushes",
             "CPU ÷ ref, median of rounds",
