@@ -3,14 +3,14 @@
 //! for.
 //!
 //! Each round measures the limits, then starts fresh servers (new temporary
-//! roots) one after the other, in alternating order across rounds, and runs
-//! the same scenarios against each with the same client; nginx then serves
-//! the pull blobs as plain files. The bare receiver (the push floor) takes
-//! the push scenarios in the same sequence as a third server: last when
-//! artispace goes first, first when artispace goes last, so that on
-//! average it meets the machine at the same moments as artispace. Nothing
-//! is deleted until the run ends, so no deletion speeds up or slows down a
-//! timed part. Ratios use the median over rounds.
+//! roots): artispace, the reference, the bare receiver (the push floor,
+//! which takes only the push scenarios) and nginx (which serves the pull
+//! blobs as plain files and takes only the pulls). Every scenario then runs
+//! on each server in turn, with the same client, before the next scenario
+//! starts; the servers' order is reversed every other round, so that on
+//! average each meets the machine at the same moments. Nothing is deleted
+//! until the run ends, so no deletion speeds up or slows down a timed part.
+//! Ratios use the median over rounds.
 
 mod ratios;
 
@@ -32,6 +32,7 @@ enum Server {
     Ours,
     Reference,
     BareReceiver,
+    Nginx,
 }
 
 pub async fn compare(args: CompareArgs) -> Result<bool> {
@@ -69,13 +70,20 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
                 limits.push(l);
             }
         }
+        let pulls = scenarios
+            .iter()
+            .any(|s| matches!(s, Scenario::Pull1 | Scenario::Pull4));
         let mut order = vec![Server::Ours, Server::Reference];
         if !args.no_bare_receiver && scenarios.iter().any(|s| s.is_blob_push()) {
             order.push(Server::BareReceiver);
         }
+        if !args.no_nginx && pulls {
+            order.push(Server::Nginx);
+        }
         if round % 2 == 1 {
             order.reverse();
         }
+        let mut targets = Vec::with_capacity(order.len());
         for server in order {
             let target = match server {
                 Server::Ours => {
@@ -83,27 +91,31 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
                 }
                 Server::Reference => Target::spawn_docker_registry(run_dir.path()).await?,
                 Server::BareReceiver => Target::spawn_bare_receiver(run_dir.path()).await?,
+                Server::Nginx => Target::spawn_nginx(run_dir.path()).await?,
             };
             describe_target(&target);
-            let (r, f) =
-                run_round(&target, &client, &src, &plan, &scenarios, round, &mut json).await?;
-            results.extend(r);
-            failures += f;
-            kept.extend(target.stop());
+            targets.push(target);
         }
-        if !args.no_nginx
-            && scenarios
-                .iter()
-                .any(|s| matches!(s, Scenario::Pull1 | Scenario::Pull4))
-        {
-            let target = Target::spawn_nginx(run_dir.path()).await?;
-            describe_target(&target);
-            let (r, f) =
-                run_round(&target, &client, &src, &plan, &scenarios, round, &mut json).await?;
-            results.extend(r);
-            failures += f;
-            kept.extend(target.stop());
+        // Scenario by scenario, every server in turn: the disk and this VM's
+        // memory change speed within seconds, so the servers compared in a
+        // row must meet the machine seconds apart, not minutes.
+        for scenario in &scenarios {
+            for target in &targets {
+                let (r, f) = run_round(
+                    target,
+                    &client,
+                    &src,
+                    &plan,
+                    std::slice::from_ref(scenario),
+                    round,
+                    &mut json,
+                )
+                .await?;
+                results.extend(r);
+                failures += f;
+            }
         }
+        kept.extend(targets.into_iter().filter_map(Target::stop));
     }
 
     println!("{}", report::scenario_table(&results));
@@ -117,7 +129,7 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
     }
     println!("{}", report::ratio_table(&rows, REFERENCE));
     println!(
-        "Medians over {} round(s); MB = 10^6 bytes. Server order alternated each round.",
+        "Medians over {} round(s); MB = 10^6 bytes. Each scenario ran on every server in turn; the order was reversed every other round.",
         common.rounds
     );
     if failures > 0 {
