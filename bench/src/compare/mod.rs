@@ -21,8 +21,7 @@ use tempfile::TempDir;
 
 use crate::cli::CompareArgs;
 use crate::report::{self, LimitResult, Record};
-use crate::scenarios::Scenario;
-use crate::target::{ensure_installed, Target};
+use crate::target::{ensure_installed, Target, TargetKind};
 use crate::{blob_source, describe_target, http_client, limits, run_round, start_report};
 
 const REFERENCE: &str = "docker-registry";
@@ -70,14 +69,13 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
                 limits.push(l);
             }
         }
-        let pulls = scenarios
-            .iter()
-            .any(|s| matches!(s, Scenario::Pull1 | Scenario::Pull4));
+        // A baseline joins only when some scenario runs on it.
+        let runs_on = |kind| scenarios.iter().any(|s| s.applies_to(kind, &plan));
         let mut order = vec![Server::Ours, Server::Reference];
-        if !args.no_bare_receiver && scenarios.iter().any(|s| s.is_blob_push()) {
+        if !args.no_bare_receiver && runs_on(TargetKind::BareReceiver) {
             order.push(Server::BareReceiver);
         }
-        if !args.no_nginx && pulls {
+        if !args.no_nginx && runs_on(TargetKind::StaticFiles) {
             order.push(Server::Nginx);
         }
         if round % 2 == 1 {
