@@ -1,5 +1,7 @@
 //! `HEAD|GET|DELETE /v2/<name>/blobs/<digest>`
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, RANGE,
@@ -8,9 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::error::ApiError;
 use super::reply::{Reply, DOCKER_CONTENT_DIGEST};
+use super::zero_copy::FileSends;
 use super::AppState;
 use crate::oci::{Digest, RepoName};
-use crate::registry::{ByteRange, RegistryError};
+use crate::registry::{ByteRange, FileSendPath, RegistryError};
 
 fn blob_reply(status: StatusCode, digest: &Digest, length: u64) -> Reply {
     Reply::new(status)
@@ -33,6 +36,7 @@ pub async fn get(
     repo: RepoName,
     digest: Digest,
     headers: &HeaderMap,
+    file_sends: Option<FileSends>,
 ) -> Result<Reply, ApiError> {
     let content = state.registry.open_blob(&repo, &digest).await?;
     let size = content.len();
@@ -47,7 +51,8 @@ pub async fn get(
         ),
         None => blob_reply(StatusCode::OK, &digest, size),
     };
-    Ok(reply.body(Body::from_stream(content.into_stream(range))))
+    let file_sends = file_sends.map(|s| Arc::new(s) as Arc<dyn FileSendPath>);
+    Ok(reply.body(Body::from_stream(content.into_stream(range, file_sends))))
 }
 
 pub async fn delete(state: AppState, repo: RepoName, digest: Digest) -> Result<Reply, ApiError> {

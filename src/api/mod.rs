@@ -23,6 +23,7 @@ pub mod tls;
 mod token;
 pub mod transport;
 mod uploads;
+mod zero_copy;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,13 +35,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::Router;
+use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
 
 use auth::{AuthScheme, Authorized};
 use error::{ApiError, ErrorCode};
 use limits::UploadSlots;
 use routes::V2Route;
+use zero_copy::FileSends;
 
 use crate::access::Access;
 use crate::registry::Registry;
@@ -123,6 +125,7 @@ async fn v2(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    file_sends: Option<Extension<FileSends>>,
     body: Body,
 ) -> Result<Response, ApiError> {
     // Held until the body has been read and stored.
@@ -143,7 +146,8 @@ async fn v2(
         }
         (V2Route::Blob { repo, digest }, Method::HEAD) => blobs::head(state, repo, digest).await?,
         (V2Route::Blob { repo, digest }, Method::GET) => {
-            blobs::get(state, repo, digest, &headers).await?
+            let file_sends = file_sends.map(|Extension(sends)| sends);
+            blobs::get(state, repo, digest, &headers, file_sends).await?
         }
         (V2Route::Blob { repo, digest }, Method::DELETE) => {
             blobs::delete(state, repo, digest).await?

@@ -27,6 +27,19 @@ impl ByteRange {
     }
 }
 
+/// A connection that can send bytes of a blob's local file itself, straight
+/// from the page cache, instead of the process copying them into the body
+/// (on Linux, plain-HTTP connections; see `api::zero_copy`).
+pub trait FileSendPath: Send + Sync {
+    /// Most bytes one [`FileSendPath::stand_in`] may cover.
+    fn max_piece(&self) -> usize;
+
+    /// The body frame to stream in place of `len` bytes at `offset` of
+    /// `blob` (whose [`BlobReader::local_file`] is `Some`); the connection
+    /// sends the file's bytes where the frame goes.
+    fn stand_in(&self, blob: &Arc<dyn BlobReader>, offset: u64, len: usize) -> Bytes;
+}
+
 /// The content of a blob, ready to stream.
 pub enum BlobContent {
     /// A stored blob file.
@@ -48,10 +61,13 @@ impl BlobContent {
     }
 
     /// Streams the content (or `range` of it), a piece at a time: memory
-    /// stays bounded whatever the blob size.
+    /// stays bounded whatever the blob size. With `file_sends`, pieces of a
+    /// local file that are in memory become that path's stand-ins, and only
+    /// the rest is read here.
     pub fn into_stream(
         self,
         range: Option<ByteRange>,
+        file_sends: Option<Arc<dyn FileSendPath>>,
     ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
         match self {
             BlobContent::Manifest(bytes) => {
@@ -62,7 +78,9 @@ impl BlobContent {
                 futures_util::stream::once(std::future::ready(Ok(part))).left_stream()
             }
             BlobContent::Stored(reader) => {
-                let download = Download::new(Arc::from(reader), range);
+                let reader: Arc<dyn BlobReader> = Arc::from(reader);
+                let file_sends = file_sends.filter(|_| reader.local_file().is_some());
+                let download = Download::new(reader, range, file_sends);
                 futures_util::stream::unfold(download, |mut download| async move {
                     let piece = download.next_piece().await?;
                     Some((piece, download))
@@ -97,12 +115,14 @@ impl Drop for Piece {
 
 /// One blob download. A piece whose bytes are in the page cache (the usual
 /// case: blobs are read soon after they are written, or again and again) is
-/// read right here on the executor, which costs a memory copy and no wait;
-/// only a piece that needs the disk goes to a blocking thread. Against
-/// reading every piece on a blocking thread, this saves two thread
-/// hand-offs per piece and sends each piece from this core's cache.
+/// handed to the connection's [`FileSendPath`] when it has one, which sends
+/// it with no copy through this process; otherwise it is read right here on
+/// the executor, which costs a memory copy and no wait. Only a piece that
+/// needs the disk goes to a blocking thread. Against reading every piece on
+/// a blocking thread, this saves two thread hand-offs per piece.
 struct Download {
     reader: Arc<dyn BlobReader>,
+    file_sends: Option<Arc<dyn FileSendPath>>,
     /// Next byte to send, and the end of the range (exclusive; moved back
     /// to `offset` after an error, as nothing follows one).
     offset: u64,
@@ -112,7 +132,11 @@ struct Download {
 }
 
 impl Download {
-    fn new(reader: Arc<dyn BlobReader>, range: Option<ByteRange>) -> Download {
+    fn new(
+        reader: Arc<dyn BlobReader>,
+        range: Option<ByteRange>,
+        file_sends: Option<Arc<dyn FileSendPath>>,
+    ) -> Download {
         let (offset, end) = match range {
             Some(r) => (r.first, r.last + 1),
             None => (0, reader.size()),
@@ -120,6 +144,7 @@ impl Download {
         let (back, returned) = std::sync::mpsc::channel();
         Download {
             reader,
+            file_sends,
             offset,
             end,
             back,
@@ -130,6 +155,14 @@ impl Download {
     async fn next_piece(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         if self.offset >= self.end {
             return None;
+        }
+        if let Some(path) = &self.file_sends {
+            let want = (self.end - self.offset).min(path.max_piece() as u64);
+            if self.reader.is_in_memory(self.offset, want) {
+                let piece = path.stand_in(&self.reader, self.offset, want as usize);
+                self.offset += want;
+                return Some(Ok(piece));
+            }
         }
         let want = (self.end - self.offset).min(READ_CHUNK as u64) as usize;
         let mut buffer = self.returned.try_recv().unwrap_or_default();

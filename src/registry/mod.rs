@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use blobs::{BlobContent, ByteRange};
+pub use blobs::{BlobContent, ByteRange, FileSendPath};
 pub use error::RegistryError;
 pub use gc::{GcOptions, GcReport, Removed};
 pub use inventory::{ConfigSummary, LayerEntry, ManifestDescription, ManifestEntry, PlatformEntry};

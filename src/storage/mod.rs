@@ -11,6 +11,7 @@
 mod conformance;
 pub mod fs;
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::time::SystemTime;
 
@@ -72,6 +73,20 @@ pub trait BlobReader: Read + Send + Sync {
     /// always answer `None`.
     fn read_at_if_cached(&self, _buf: &mut [u8], _offset: u64) -> Option<io::Result<usize>> {
         None
+    }
+
+    /// The local file that holds the blob's bytes, for a caller that can
+    /// have the kernel send them from it without copying (`sendfile`).
+    /// Backends without local files answer `None`.
+    fn local_file(&self) -> Option<&File> {
+        None
+    }
+
+    /// Whether all of `offset..offset + len` is in memory now, so that
+    /// sending it from [`BlobReader::local_file`] needs no wait for the
+    /// disk. `false` when unsure.
+    fn is_in_memory(&self, _offset: u64, _len: u64) -> bool {
+        false
     }
 }
 

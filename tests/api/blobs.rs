@@ -333,15 +333,27 @@ async fn blob_of_64_mib_round_trips_byte_exact() {
     assert_eq!(format!("sha256:{}", hex(&downloaded.finalize())), digest);
 }
 
-/// A blob whose pages are not in memory is read on a blocking thread
-/// instead of on the executor: the bytes must be the same either way, whole
-/// and in ranges.
+/// A blob's pages in memory are sent from the page cache by the kernel
+/// (`sendfile`, on plain HTTP); pages that are not are read on a blocking
+/// thread instead of on the executor. The bytes must be the same either
+/// way, whole and in ranges, on a connection kept alive throughout.
 #[tokio::test]
-async fn blob_not_in_the_page_cache_is_served_the_same() {
+async fn blob_in_or_out_of_the_page_cache_is_served_the_same() {
     let data = random_bytes(19, 3 * 1024 * 1024 + 11);
     let (server, digest) = server_with_blob(&data).await;
     let hex = &digest["sha256:".len()..];
     let path = server.root().join("blobs/sha256").join(&hex[..2]).join(hex);
+
+    // Just pushed: in memory.
+    for _ in 0..2 {
+        let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.bytes().await.unwrap(), data);
+        let resp = get_range(&server, &digest, "bytes=1000000-2999999").await;
+        assert_eq!(resp.status(), 206);
+        assert_eq!(resp.bytes().await.unwrap(), data[1_000_000..3_000_000]);
+    }
+
     drop_from_page_cache(&path);
 
     let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;

@@ -121,6 +121,10 @@ async fn https_with_a_certificate_made_in_the_test() {
     let image = server.push_image("tls/app", "v1", 7).await;
     let resp = server.get("/v2/tls/app/manifests/v1").await;
     assert_eq!(resp.bytes().await.unwrap(), image.manifest);
+    // Blobs over TLS pass through the cipher (no `sendfile` stand-ins).
+    let layer = sha256_digest(&image.layer);
+    let resp = server.get(&format!("/v2/tls/app/blobs/{layer}")).await;
+    assert_eq!(resp.bytes().await.unwrap(), image.layer);
 
     for version in [Version::TLS_1_2, Version::TLS_1_3] {
         let client = client_trusting(&pki.ca_pem, Some(version));

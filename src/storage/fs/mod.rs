@@ -255,6 +255,68 @@ impl BlobReader for FsBlobReader {
     fn read_at_if_cached(&self, buf: &mut [u8], offset: u64) -> Option<io::Result<usize>> {
         read_from_page_cache(&self.file, buf, offset)
     }
+
+    fn local_file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+
+    fn is_in_memory(&self, offset: u64, len: u64) -> bool {
+        all_in_page_cache(&self.file, offset, len)
+    }
+}
+
+/// Whether every page of `offset..offset + len` of `file` is in the page
+/// cache, asked with `cachestat(2)` (Linux 6.5), which counts them without
+/// reading or mapping anything. Older kernels answer `false`.
+#[cfg(target_os = "linux")]
+fn all_in_page_cache(file: &File, offset: u64, len: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    // The kernel's `struct cachestat_range` and `struct cachestat`.
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Counts {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    // One number on every architecture (the shared system call table);
+    // the libc crate does not name it for x86_64.
+    const SYS_CACHESTAT: libc::c_long = 451;
+    // A length of 0 would ask about the rest of the file.
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: sysconf reads a constant and touches no memory of ours.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let range = Range { off: offset, len };
+    let mut counts = Counts::default();
+    // SAFETY: cachestat reads `range` and writes one `struct cachestat` into
+    // `counts`; both are `repr(C)` copies of the kernel's structs and live
+    // across the call, and the descriptor stays open because `file` is
+    // borrowed. Flags must be 0.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut counts as *mut Counts,
+            0u32,
+        )
+    };
+    let pages = (offset + len).div_ceil(page) - offset / page;
+    rc == 0 && counts.nr_cache >= pages
+}
+
+#[cfg(not(target_os = "linux"))]
+fn all_in_page_cache(_file: &File, _offset: u64, _len: u64) -> bool {
+    false
 }
 
 /// `pread` with `RWF_NOWAIT`: succeeds only for bytes already in the page

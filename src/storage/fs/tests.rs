@@ -1,4 +1,5 @@
-//! Reservations, which only the local filesystem store makes.
+//! Reservations, which only the local filesystem store makes, and what it
+//! tells of a blob's pages in memory.
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -7,6 +8,7 @@ use uuid::Uuid;
 
 use super::FsBlobStore;
 use crate::layout::StoreLayout;
+use crate::oci::Digest;
 use crate::storage::{BlobStore, StorageError, UploadWriter};
 
 /// A store in a temporary folder and one upload in it.
@@ -91,4 +93,32 @@ fn reservations_above_the_free_space_fail_and_take_nothing() {
         StorageError::Full(_)
     ));
     assert_eq!(upload.file().blocks(), 0);
+}
+
+/// A blob just written is in the page cache, and known to be; once its
+/// pages are dropped, it is known not to be (which sends it through the
+/// ordinary reads instead of `sendfile`). Needs Linux 6.5 (`cachestat`).
+#[cfg(target_os = "linux")]
+#[test]
+fn blob_pages_in_memory_are_told_apart_from_pages_on_disk() {
+    use std::os::fd::AsRawFd;
+    let upload = Upload::new();
+    let data = vec![7u8; 1 << 20];
+    let mut writer = upload.append_at(0);
+    writer.write_all(&data).unwrap();
+    writer.sync().unwrap();
+    drop(writer);
+    let digest = Digest::sha256_of(&data);
+    upload.store.place_upload(upload.id, &digest).unwrap();
+    let blob = upload.store.open_blob(&digest).unwrap().unwrap();
+    let file = blob.local_file().expect("a local file");
+    assert!(blob.is_in_memory(0, 1 << 20));
+    assert!(blob.is_in_memory(4095, 2));
+
+    // SAFETY: posix_fadvise takes a descriptor and integers and touches no
+    // memory of ours; `blob` keeps the descriptor open for the call.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+    assert!(!blob.is_in_memory(0, 1 << 20));
+    assert!(!blob.is_in_memory(8192, 1));
 }
