@@ -18,8 +18,8 @@
 //!   `Content-Length` accounting and keep-alive go on as usual.
 //!
 //! This relies on hyper handing body frames to the stream as they are, in
-//! order, which it does when the stream writes vectored (its queue write
-//! strategy). The stream checks what it can: a stand-in must continue
+//! order: its queue write strategy, which `transport` asks for with
+//! `writev(true)`. The stream checks what it can: a stand-in must continue
 //! exactly where the previous write of the queued range stopped, or the
 //! connection fails. A hyper that copied frames into its own buffer would
 //! send zeros instead of the blob; the test below serves through real hyper
