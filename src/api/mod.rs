@@ -5,7 +5,7 @@
 //! error codes and their statuses; one module per endpoint family holds the
 //! handlers. Handlers parse nothing by hand and touch no SQL or files: they
 //! call the [`Registry`]. Every `/v2` request passes [`auth::Authorized`]
-//! first; `/token` is the token server ([`token`]). [`server`] listens,
+//! first; `/token` is the token server (the `token` module). [`server`] listens,
 //! [`transport`] serves one connection under limits, [`tls`] holds the
 //! certificates.
 

@@ -63,7 +63,7 @@ fn task_failed(e: tokio::task::JoinError) -> ServeError {
 }
 
 /// Opens the store, serves until SIGINT or SIGTERM, then lets in-flight
-/// requests finish (for at most [`SHUTDOWN_GRACE`]) and closes the store.
+/// requests finish (for at most 30 s, `SHUTDOWN_GRACE`) and closes the store.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let root = config.root.clone();
     let store = tokio::task::spawn_blocking(move || LocalStore::open(&root))

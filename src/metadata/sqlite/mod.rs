@@ -11,7 +11,7 @@
 //! pool of connections, which WAL mode lets run beside the writer. Commits
 //! are durable (`synchronous = FULL`): what the registry acknowledged
 //! survives a power cut. The one exception is an upload chunk's size (see
-//! [`SqliteMetadata::write_unsynced`]).
+//! `SqliteMetadata::write_unsynced`).
 
 mod accounts;
 mod blobs;
