@@ -542,7 +542,7 @@ impl Registry {
             let Ok(permit) = Arc::clone(&budget).acquire_many_owned(share).await else {
                 break;
             };
-            // Written on the writing thread while hashed here.
+            // Written on the writing thread; a chunk is hashed here meanwhile.
             if sender.send(Feed::Bytes(bytes.clone(), permit)).is_err() {
                 break;
             }
