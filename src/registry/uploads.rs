@@ -109,6 +109,11 @@ enum Feed {
     BodyFailed,
 }
 
+/// Largest announced chunk whose bytes the connection's task hashes (see
+/// [`Registry::write_chunk`]): twice the 8 MiB chunks measured, well below
+/// the 64 MiB whole blobs for which hashing on the task cost more CPU.
+const TASK_HASHED_CHUNK: u64 = 16 << 20;
+
 /// Bytes hashed between two yields to the executor when the connection's
 /// task hashes a chunk: about 130 µs of sha256 on the machines we measure
 /// on, so requests sharing the worker thread are not held up for long.
@@ -425,9 +430,11 @@ impl Registry {
     /// is synced ([`Ack::Durable`]), runs `end` with the hash and the new
     /// size.
     ///
-    /// A chunk's bytes ([`Ack::Written`]) are hashed on the connection's
-    /// task as they arrive, continuing `resume.hasher`, while the writing
-    /// thread writes them; a completing request's on the writing thread.
+    /// The bytes of a chunk of announced length up to [`TASK_HASHED_CHUNK`]
+    /// are hashed on the connection's task as they arrive, continuing
+    /// `resume.hasher`, while the writing thread writes them; all others
+    /// (a completing request, a whole layer streamed as one PATCH) on the
+    /// writing thread.
     /// When the check gives a rebuilt hash, the writing thread continues
     /// that one and `resume.hasher` is not used.
     async fn write_chunk<S, E, T>(
@@ -444,20 +451,23 @@ impl Registry {
         E: std::fmt::Display,
         T: Send + 'static,
     {
-        // A chunk's 202 gates the client's next chunk, so its bytes are
-        // hashed here as they arrive and the writing thread only writes:
-        // the answer then follows the last byte by one write instead of
-        // the writer's backlog of hashing (chunked pushes at 0.89-0.93 of
-        // monolithic speed against 0.82-0.84, medians of 6 and 15
-        // alternated runs, no more CPU per GB). A request that completes a
-        // blob pays that backlog once per blob, and a whole blob hashed on
-        // the writing thread costs less CPU per GB (5-11% in alternated
-        // runs: the bytes are still in that thread's cache when it writes
-        // them), so there it stays.
+        // A chunk's 202 gates the client's next chunk, so a chunk's bytes
+        // are hashed here as they arrive and the writing thread only
+        // writes: the answer then follows the last byte by one write
+        // instead of the writer's backlog of hashing (8 MiB chunked pushes
+        // at 0.89-0.93 of monolithic speed against 0.82-0.84, medians of 6
+        // and 15 alternated runs, no more CPU per GB). A request that
+        // completes a blob, or streams a whole layer in one PATCH (as
+        // Docker and containerd do), pays that backlog once per blob, and a
+        // whole blob hashed on the writing thread costs less CPU per GB
+        // (5-11% in alternated runs: the bytes are still in that thread's
+        // cache when it writes them), so there it stays.
+        let small_chunk = claim.length.is_some_and(|len| len <= TASK_HASHED_CHUNK);
         let Resume { hasher, check } = resume;
-        let (mut task_hash, writer_hash) = match ack {
-            Ack::Written => (Some(hasher), None),
-            Ack::Durable => (None, Some(hasher)),
+        let (mut task_hash, writer_hash) = if ack == Ack::Written && small_chunk {
+            (Some(hasher), None)
+        } else {
+            (None, Some(hasher))
         };
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Feed>();
         let budget = Arc::new(Semaphore::new(WRITE_BUDGET));
