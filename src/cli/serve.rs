@@ -149,9 +149,10 @@ pub fn run(args: ServeArgs) -> i32 {
 /// 2.7-3.7 MiB at the peak of a push (push-4: 21-22 against 24-25 MiB),
 /// with no measurable cost: the allocations on the hot paths are few and
 /// large, and small ones come from each thread's own cache without the
-/// arena's lock. Alternated with two arenas (3-6 runs per batch), CPU per GB
-/// pushed was the same or lower in every batch and manifest, tag-list and
-/// catalog requests per second the same.
+/// arena's lock. Alternated with two arenas (3-6 runs per batch, three
+/// batches), CPU per GB pushed was lower or within 2% in every scenario
+/// (push-4 2-4% lower in all three), and manifest, tag-list and catalog
+/// requests per second the same.
 ///
 /// Thresholds: hyper reads a pushed body into buffers of up to 512 KiB and
 /// allocates a new one while the writing thread still holds frames of the
