@@ -474,4 +474,31 @@ mod tests {
         let writer = cache_size(&lock(&store.writer)).unwrap();
         assert!(writer < -READER_CACHE_KIB, "writer cache {writer}");
     }
+
+    /// A database that cannot grow (here capped with `max_page_count`, as
+    /// a full disk would stop it) fails its writes as "storage full", the
+    /// error a full disk gives blob data, and keeps what it had.
+    #[test]
+    fn a_database_that_cannot_grow_reports_storage_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadata::open(&dir.path().join("db")).unwrap();
+        let repo: RepoName = "full/repo".parse().unwrap();
+        let kept = Uuid::new_v4();
+        store.create_upload(kept, &repo).unwrap();
+        {
+            let writer = lock(&store.writer);
+            let pages: i64 = writer
+                .pragma_query_value(None, "page_count", |r| r.get(0))
+                .unwrap();
+            writer.pragma_update(None, "max_page_count", pages).unwrap();
+        }
+        let failed = (0..10_000)
+            .find_map(|_| store.create_upload(Uuid::new_v4(), &repo).err())
+            .expect("a capped database fills up");
+        assert!(
+            matches!(failed, MetadataError::Storage(StorageError::Full(_))),
+            "{failed:?}"
+        );
+        assert!(store.upload(kept).unwrap().is_some());
+    }
 }

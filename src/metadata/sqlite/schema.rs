@@ -8,6 +8,7 @@
 use rusqlite::Connection;
 
 use crate::metadata::MetadataError;
+use crate::storage::StorageError;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
@@ -158,6 +159,16 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
     tx.commit().map_err(db)
 }
 
+/// A database error as the metadata layer reports it. A disk (or quota)
+/// too full for SQLite's writes is the condition a full disk is for blob
+/// data, and is reported as that (a 507 to HTTP clients rather than a 500).
 pub fn db(e: rusqlite::Error) -> MetadataError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        let full = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("metadata database: {e}"),
+        );
+        return MetadataError::Storage(StorageError::Full(full));
+    }
     MetadataError::Database(e.to_string())
 }
