@@ -104,7 +104,7 @@ pub struct GcMarks {
 /// A reference the metadata records but that points at nothing usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DanglingReference {
-    /// An image manifest references a blob that is not present.
+    /// A manifest references a blob that is not present.
     MissingBlob { manifest: ManifestRef, blob: Digest },
     /// An index references a child manifest missing from its repository.
     MissingChild {

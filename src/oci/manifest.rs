@@ -24,7 +24,8 @@ pub const MAX_JSON_DEPTH: usize = 32;
 pub enum ManifestKind {
     /// An image manifest (OCI or Docker schema2): a config and layers.
     Image,
-    /// An index (OCI index or Docker manifest list): child manifests.
+    /// An index (OCI index or Docker manifest list): child manifests (and,
+    /// as BuildKit's cache writes them, blobs).
     Index,
 }
 
@@ -52,9 +53,11 @@ pub struct ParsedManifest {
     pub artifact_type: Option<String>,
     pub subject: Option<Digest>,
     pub annotations: Option<BTreeMap<String, String>>,
-    /// Config and distributable layers, each once: they must be present.
+    /// Config and distributable layers, or an index's entries that are not
+    /// manifests; each once: they must be present.
     pub blobs: Vec<Digest>,
-    /// Child manifests of an index, each once: they must be present.
+    /// An index's entries that are manifests, each once: they must be
+    /// present.
     pub children: Vec<Digest>,
 }
 
@@ -250,10 +253,20 @@ fn collect_index_children(
         .manifests
         .as_ref()
         .ok_or(ManifestError::MissingManifests)?;
-    for (i, child) in manifests.iter().enumerate() {
-        let (_, digest) = child.validate(&format!("manifests[{i}]"))?;
-        if !parsed.children.contains(&digest) {
-            parsed.children.push(digest);
+    for (i, entry) in manifests.iter().enumerate() {
+        let (media_type, digest) = entry.validate(&format!("manifests[{i}]"))?;
+        // BuildKit's registry cache (`--cache-to type=registry`) is an index
+        // whose entries are layers and a cache config: blobs, not manifests.
+        // Docker Hub and distribution take it, so any entry whose type is not
+        // a manifest's is held to what an image's layers are: present in the
+        // repository as a blob, and kept while the index is.
+        let entries = if mt::is_manifest(&media_type) {
+            &mut parsed.children
+        } else {
+            &mut parsed.blobs
+        };
+        if !entries.contains(&digest) {
+            entries.push(digest);
         }
     }
     Ok(())
@@ -346,6 +359,24 @@ mod tests {
         assert_eq!(m.children, vec![D1.parse().unwrap()]);
         assert_eq!(m.subject, Some(D2.parse().unwrap()));
         assert_eq!(m.artifact_type.as_deref(), Some("x/y"));
+    }
+
+    /// BuildKit's registry cache: an index of layers and a cache config.
+    #[test]
+    fn index_entries_that_are_not_manifests_are_blobs() {
+        const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[
+            {{"mediaType":"{}","digest":"{D1}","size":9}},
+            {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{D2}","size":9}},
+            {{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"{D3}","size":9}}]}}"#,
+            mt::DOCKER_MANIFEST_LIST,
+            mt::DOCKER_MANIFEST,
+        );
+        let m = parse(body.as_bytes(), None).unwrap();
+        assert_eq!(m.kind, ManifestKind::Index);
+        assert_eq!(m.children, vec![D1.parse().unwrap()]);
+        assert_eq!(m.blobs, vec![D2.parse().unwrap(), D3.parse().unwrap()]);
     }
 
     #[test]

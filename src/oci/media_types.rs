@@ -9,6 +9,15 @@ pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.man
 pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 pub const OCI_NONDISTRIBUTABLE_PREFIX: &str = "application/vnd.oci.image.layer.nondistributable.";
 
+/// The manifest types the registry stores: what an index entry's media type
+/// must be for the entry to name a child manifest.
+pub fn is_manifest(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST
+    )
+}
+
 /// Strips parameters (`; charset=utf-8`) and surrounding space from a
 /// Content-Type value.
 pub fn essence(content_type: &str) -> &str {

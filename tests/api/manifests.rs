@@ -476,6 +476,73 @@ async fn index_child_only_in_another_repository_is_manifest_unknown() {
     assert_oci_error(resp, 400, "MANIFEST_UNKNOWN").await;
 }
 
+/// The index BuildKit pushes for `--cache-to type=registry`: its entries
+/// are layers and a cache config (blobs, not manifests), each pushed to
+/// `repo` first unless `missing` names one to leave out.
+pub(crate) async fn buildkit_cache_index(
+    server: &TestServer,
+    repo: &str,
+    media_type: &str,
+    missing: Option<usize>,
+) -> Vec<u8> {
+    let layers = [random_bytes(71, 700), random_bytes(72, 900)];
+    let cache_config = json_bytes(&json!({"layers": [], "records": []}));
+    let mut entries = Vec::new();
+    for layer in layers {
+        let mut entry = descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &layer);
+        entry["annotations"] = json!({"buildkit/createdat": "2026-11-27T12:00:00Z"});
+        entries.push((entry, layer));
+    }
+    entries.push((
+        descriptor("application/vnd.buildkit.cacheconfig.v0", &cache_config),
+        cache_config,
+    ));
+    for (i, (_, blob)) in entries.iter().enumerate() {
+        if missing != Some(i) {
+            server.push_blob(repo, blob).await;
+        }
+    }
+    let mut index = image_index(entries.into_iter().map(|(entry, _)| entry).collect());
+    index["mediaType"] = json!(media_type);
+    json_bytes(&index)
+}
+
+#[tokio::test]
+async fn buildkit_cache_index_of_blobs_put_is_201() {
+    let server = TestServer::start().await;
+    for (tag, media_type) in [
+        ("cache-oci", OCI_INDEX),
+        ("cache-docker", DOCKER_MANIFEST_LIST),
+    ] {
+        let index = buildkit_cache_index(&server, "app", media_type, None).await;
+        let resp = server.put_manifest("app", tag, media_type, &index).await;
+        assert_eq!(resp.status(), 201, "{media_type}");
+        assert_manifest_response(
+            server.get(&format!("/v2/app/manifests/{tag}")).await,
+            media_type,
+            &index,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn buildkit_cache_index_with_a_missing_blob_is_manifest_blob_unknown() {
+    let server = TestServer::start().await;
+    // A layer missing, then the cache config, each in a repository of its own.
+    for (repo, missing) in [("layer-missing", 0), ("config-missing", 2)] {
+        let index = buildkit_cache_index(&server, repo, OCI_INDEX, Some(missing)).await;
+        let resp = server.put_manifest(repo, "cache", OCI_INDEX, &index).await;
+        assert_oci_error(resp, 400, "MANIFEST_BLOB_UNKNOWN").await;
+        assert_oci_error(
+            server.get(&format!("/v2/{repo}/manifests/cache")).await,
+            404,
+            "MANIFEST_UNKNOWN",
+        )
+        .await;
+    }
+}
+
 /// Builds a valid manifest for `image` padded with an annotation to exactly
 /// `size` bytes.
 fn manifest_of_size(image: &Image, size: usize) -> Vec<u8> {

@@ -8,6 +8,7 @@ use crate::common::{
     descriptor, image_index, json_bytes, random_bytes, sha256_digest, Image, TestServer, OCI_INDEX,
     OCI_MANIFEST,
 };
+use crate::manifests::buildkit_cache_index;
 
 fn count_files(dir: &std::path::Path) -> usize {
     walk(dir).len()
@@ -302,4 +303,50 @@ async fn gc_in_a_loop_beside_pushes_and_pulls_loses_nothing() {
     }
     let verify = artispace(server.root(), &["verify", "--json"]).await;
     assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+/// The blobs a BuildKit registry cache lists in its index (layers and a
+/// cache config, not manifests) are kept while the index is tagged, pass
+/// verification, and go with the index.
+#[tokio::test]
+async fn gc_keeps_the_blobs_of_a_tagged_buildkit_cache_and_removes_them_with_it() {
+    let server = TestServer::start().await;
+    let index = buildkit_cache_index(&server, "app", OCI_INDEX, None).await;
+    let resp = server
+        .put_manifest("app", "buildcache", OCI_INDEX, &index)
+        .await;
+    assert_eq!(resp.status(), 201);
+    let entries: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    let blobs: Vec<String> = entries["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(blobs.len(), 3);
+
+    let kept = artispace(server.root(), &["gc", "--grace", "0s", "--json"]).await;
+    assert_eq!(kept.code, 0, "{}", kept.stderr);
+    assert_eq!(kept.json()["blobs"]["count"], 0);
+    for blob in &blobs {
+        assert!(blob_path(server.root(), blob).exists(), "{blob} kept");
+    }
+    let verified = artispace(server.root(), &["verify"]).await;
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+
+    assert_eq!(
+        server.delete("/v2/app/manifests/buildcache").await.status(),
+        202
+    );
+    let removed = artispace(
+        server.root(),
+        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
+    )
+    .await;
+    let report = removed.json();
+    assert_eq!(report["manifests"]["count"], 1);
+    assert_eq!(report["blobs"]["count"], 3, "the cache's blobs go with it");
+    for blob in &blobs {
+        assert!(!blob_path(server.root(), blob).exists(), "{blob} removed");
+    }
 }
