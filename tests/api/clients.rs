@@ -335,6 +335,40 @@ pub(crate) fn helm_chart(dir: &Path, name: &str, version: &str) -> std::path::Pa
     dir.join(format!("{name}-{version}.tgz"))
 }
 
+/// Pulls `chart` at `version` with helm into a fresh folder under `dir`;
+/// returns the package's bytes.
+fn helm_pull(dir: &Path, chart: &str, version: &str) -> Vec<u8> {
+    let out = dir.join(format!("pulled-{version}"));
+    std::fs::create_dir(&out).unwrap();
+    let mut pull = helm(dir);
+    pull.args(["pull", chart, "--version", version, "--plain-http", "-d"])
+        .arg(&out);
+    run(pull, &format!("helm pull --version {version}"));
+    let name = chart.rsplit('/').next().unwrap_or(chart);
+    std::fs::read(out.join(format!("{name}-{version}.tgz"))).unwrap()
+}
+
+/// Runs `cmd` with `input` on its standard input; fails the test, with its
+/// output, unless it succeeds.
+pub(crate) fn run_with_input(mut cmd: Command, input: &[u8], what: &str) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A chart pushed by helm (as an OCI artifact with helm's media types),
 /// pulled back byte for byte, rendered straight from the registry, and
 /// found as the newest version when pulled without one (helm lists the
@@ -367,14 +401,8 @@ async fn helm_pushes_pulls_and_renders_a_chart() {
         "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
     );
 
-    let out = dir.join("pulled");
-    std::fs::create_dir(&out).unwrap();
-    let mut pull = helm(dir);
-    pull.args(["pull", &chart, "--version", "0.1.0", "--plain-http", "-d"])
-        .arg(&out);
-    run(pull, "helm pull --version 0.1.0");
     assert_eq!(
-        std::fs::read(out.join("demo-0.1.0.tgz")).unwrap(),
+        helm_pull(dir, &chart, "0.1.0"),
         std::fs::read(dir.join("demo-0.1.0.tgz")).unwrap(),
         "the chart comes back byte for byte"
     );
@@ -448,26 +476,15 @@ async fn helm_logs_in_and_pushes_and_pulls_with_the_token_it_was_given() {
     assert!(!out.status.success(), "a push before logging in must fail");
 
     let mut login = helm(dir);
-    login
-        .args([
-            "registry",
-            "login",
-            server.host(),
-            "-u",
-            "charts",
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"charts-password\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "helm registry login: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login.args([
+        "registry",
+        "login",
+        server.host(),
+        "-u",
+        "charts",
+        "--password-stdin",
+    ]);
+    run_with_input(login, b"charts-password\n", "helm registry login");
     let kept = std::fs::read_to_string(dir.join("helm-registry.json")).unwrap();
     assert!(
         kept.contains("identitytoken") && !kept.contains("charts-password"),
@@ -475,16 +492,10 @@ async fn helm_logs_in_and_pushes_and_pulls_with_the_token_it_was_given() {
     );
 
     run(push(), "helm push after login");
-    let pulled = dir.join("pulled");
-    std::fs::create_dir(&pulled).unwrap();
-    let mut pull = helm(dir);
-    pull.args(["pull", &chart, "--version", "1.0.0", "--plain-http", "-d"])
-        .arg(&pulled);
-    run(pull, "helm pull after login");
     assert_eq!(
-        std::fs::read(pulled.join("demo-1.0.0.tgz")).unwrap(),
+        helm_pull(dir, &chart, "1.0.0"),
         std::fs::read(&package).unwrap(),
-        "the chart comes back byte for byte"
+        "the chart comes back byte for byte after login"
     );
     run(show(), "helm show chart after login");
 

@@ -16,7 +16,7 @@ use tokio_rustls::rustls;
 
 use crate::auth::{add_user, grant};
 use crate::clients::{
-    layout_manifest_digest, podman, require, run, skopeo, text, write_oci_layout,
+    layout_manifest_digest, podman, require, run, run_with_input, skopeo, text, write_oci_layout,
 };
 use crate::common::{sha256_digest, ServerConfig, TestServer};
 
@@ -518,20 +518,8 @@ async fn podman_logs_in_pushes_and_pulls_through_token_auth_over_tls() {
             "dev",
             "--password-stdin",
         ])
-        .arg(server.host())
-        .stdin(std::process::Stdio::piped());
-    let mut child = login
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"dev-password\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "podman login: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(server.host());
+    run_with_input(login, b"dev-password\n", "podman login");
 
     let mut push = podman(work.path());
     push.args([
