@@ -139,21 +139,62 @@ pub fn access_error(
     }
 }
 
-/// The base URL clients reached the registry at.
+/// The base URL clients reached the registry at, for the token realm. On a
+/// plain connection a reverse proxy in front (which ends TLS itself) may say
+/// what the client used: `X-Forwarded-Proto` and `X-Forwarded-Host`, or
+/// `proto=` and `host=` of `Forwarded` (RFC 7239). Without them a registry
+/// behind such a proxy would send clients to `http://` for tokens. A client
+/// that sends them itself only misleads itself: the realm goes back to it.
 fn base_url(parts: &Parts) -> String {
     let secure = parts.extensions.get::<Secure>().is_some_and(|s| s.0);
-    let scheme = if secure { "https" } else { "http" };
-    let host = parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+    let headers = &parts.headers;
+    let forwarded = |x_header: &str, key: &str| {
+        if secure {
+            return None;
+        }
+        first_value(headers, x_header).or_else(|| forwarded_param(headers, key))
+    };
+    let scheme = match forwarded("x-forwarded-proto", "proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        Some(p) if p.eq_ignore_ascii_case("http") => "http",
+        _ if secure => "https",
+        _ => "http",
+    };
+    let host = forwarded("x-forwarded-host", "host")
+        .filter(|h| is_host(h))
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| is_host(h))
         })
         .unwrap_or("localhost");
     format!("{scheme}://{host}")
+}
+
+/// Whether `text` can stand as the host (and port) of a URL we hand out.
+fn is_host(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+}
+
+/// The first (the client's side) of a header's comma-separated values.
+fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    Some(value.split(',').next()?.trim()).filter(|v| !v.is_empty())
+}
+
+/// Parameter `key` of the first element of `Forwarded`, unquoted.
+fn forwarded_param<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
+    let first = first_value(headers, "forwarded")?;
+    first.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case(key)
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// 401 `UNAUTHORIZED` with the challenge this registry offers.

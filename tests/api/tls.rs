@@ -156,6 +156,34 @@ async fn https_with_a_certificate_made_in_the_test() {
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
 }
 
+/// On a TLS connection of our own the token realm is `https`, whatever
+/// forwarding headers a client sends.
+#[tokio::test]
+async fn the_realm_of_a_tls_connection_stays_https() {
+    let pki = TestPki::new("realm");
+    let server = start_tls(&pki, &pki.cert(), &pki.key(), &[]).await;
+    add_user(&server, "dev", "dev-password").await;
+    let resp = server
+        .client
+        .get(server.url("/v2/"))
+        .header("x-forwarded-proto", "http")
+        .header("forwarded", "proto=http")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"https://{}/token\"", server.host())),
+        "{challenge}"
+    );
+}
+
 #[tokio::test]
 async fn self_signed_mode_generates_keeps_and_prints_its_certificate() {
     let mut server = TestServer::start_configured(ServerConfig {

@@ -38,6 +38,51 @@ async fn a_401_carries_the_bearer_challenge_with_the_needed_scope() {
     );
 }
 
+/// Behind a reverse proxy that ends TLS, the realm is where the client
+/// came in, as the proxy reports it; on a TLS connection of our own the
+/// headers cannot make it `http`.
+#[tokio::test]
+async fn the_realm_follows_what_a_reverse_proxy_reports() {
+    let (server, _) = secured_server_with(&[], &["john/busybox"]).await;
+    let realm_for = |headers: &[(&str, &str)]| {
+        let mut req = server.client.get(server.url("/v2/"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move { challenge_of(&req.send().await.expect("request")) }
+    };
+    let expect = |base: &str| format!("Bearer realm=\"{base}/token\",service=\"artispace\"");
+    assert_eq!(
+        realm_for(&[("x-forwarded-proto", "https")]).await,
+        expect(&format!("https://{}", server.host()))
+    );
+    assert_eq!(
+        realm_for(&[
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "registry.example.com"),
+        ])
+        .await,
+        expect("https://registry.example.com")
+    );
+    assert_eq!(
+        realm_for(&[(
+            "forwarded",
+            "for=192.0.2.7;proto=https;host=\"registry.example.com:8443\", for=10.0.0.1"
+        )])
+        .await,
+        expect("https://registry.example.com:8443")
+    );
+    // What cannot be a scheme or a host is ignored.
+    assert_eq!(
+        realm_for(&[
+            ("x-forwarded-proto", "ftp"),
+            ("x-forwarded-host", "evil.example/\"x"),
+        ])
+        .await,
+        expect(&format!("http://{}", server.host()))
+    );
+}
+
 #[tokio::test]
 async fn a_token_carries_exactly_the_granted_actions_and_works() {
     let (server, _) = secured_server_with(&[], &["john/app"]).await;
