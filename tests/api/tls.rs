@@ -588,3 +588,163 @@ async fn podman_logs_in_pushes_and_pulls_through_token_auth_over_tls() {
     ]);
     assert_eq!(text(run(pull, "podman pull after login")), image_id);
 }
+
+/// nginx ending TLS in front of a plain-HTTP registry, as it runs in
+/// production; stopped when dropped.
+struct TlsProxy {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsProxy {
+    fn start(pki: &TestPki, upstream: &str) -> TlsProxy {
+        let dir = tempfile::tempdir().unwrap();
+        // A free port for nginx: taken from the kernel, then let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  client_max_body_size 0;
+  server {{
+    listen {host} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    location / {{
+      proxy_pass http://{upstream};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }}
+  }}
+}}
+",
+            cert = pki.cert().display(),
+            key = pki.key().display(),
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path())
+            // Its workers must not hold the test's output open.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx is installed (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&host).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {host}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsProxy {
+            child,
+            host,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsProxy {
+    /// SIGTERM, so that the master stops its workers too (SIGKILL would
+    /// leave them running); SIGKILL only if it is still there after that.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The usual production setup: nginx ends TLS and forwards plain HTTP. The
+/// challenge sends clients to the proxy's https address for tokens (from
+/// X-Forwarded-Proto), so skopeo logs in, pushes and pulls through it.
+#[tokio::test]
+async fn skopeo_logs_in_pushes_and_pulls_through_a_tls_terminating_nginx() {
+    require("nginx", &["-v"], "apt-get install nginx");
+    let server = TestServer::start().await;
+    add_user(&server, "ci", "ci-password").await;
+    grant(&server, "ci", "team/**", "push").await;
+    let pki = TestPki::new("nginx");
+    let proxy = TlsProxy::start(&pki, server.host());
+    let certs = pki.ca_dir();
+    let cert_dir = certs.path().display().to_string();
+
+    let challenge = client_trusting(&pki.ca_pem, None)
+        .get(format!("https://{}/v2/", proxy.host))
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"https://{}/token\"", proxy.host)),
+        "{challenge}"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let (source, pulled) = (work.path().join("source"), work.path().join("pulled"));
+    let policy = work.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let manifest = write_oci_layout(&source);
+    let remote = format!("docker://{}/team/app:v1", proxy.host);
+    let skopeo_in = |args: &[&str]| {
+        let mut cmd = skopeo();
+        cmd.env("HOME", work.path())
+            .arg("--policy")
+            .arg(&policy)
+            .args(args);
+        cmd
+    };
+    let mut login = skopeo_in(&[
+        "login",
+        "--cert-dir",
+        &cert_dir,
+        "-u",
+        "ci",
+        "--password-stdin",
+    ]);
+    login.arg(&proxy.host);
+    run_with_input(login, b"ci-password\n", "skopeo login through nginx");
+    let mut push = skopeo_in(&["copy", "--preserve-digests", "--dest-cert-dir", &cert_dir]);
+    push.arg(format!("oci:{}:v1", source.display()))
+        .arg(&remote);
+    run(push, "skopeo copy into artispace through nginx");
+    let mut pull = skopeo_in(&["copy", "--preserve-digests", "--src-cert-dir", &cert_dir]);
+    pull.arg(&remote)
+        .arg(format!("oci:{}:v1", pulled.display()));
+    run(pull, "skopeo copy out of artispace through nginx");
+    assert_eq!(layout_manifest_digest(&pulled), sha256_digest(&manifest));
+}
