@@ -260,7 +260,7 @@ fn collect_index_children(
         // Docker Hub and distribution take it, so any entry whose type is not
         // a manifest's is held to what an image's layers are: present in the
         // repository as a blob, and kept while the index is.
-        let entries = if mt::is_manifest(&media_type) {
+        let entries = if mt::is_manifest(mt::essence(&media_type)) {
             &mut parsed.children
         } else {
             &mut parsed.blobs
@@ -367,7 +367,7 @@ mod tests {
         const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
         let body = format!(
             r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[
-            {{"mediaType":"{}","digest":"{D1}","size":9}},
+            {{"mediaType":"{}; charset=utf-8","digest":"{D1}","size":9}},
             {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{D2}","size":9}},
             {{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"{D3}","size":9}}]}}"#,
             mt::DOCKER_MANIFEST_LIST,
