@@ -589,6 +589,17 @@ async fn podman_logs_in_pushes_and_pulls_through_token_auth_over_tls() {
     assert_eq!(text(run(pull, "podman pull after login")), image_id);
 }
 
+/// nginx: on PATH, or where Debian puts it (`/usr/sbin`, which a user's
+/// PATH may lack).
+fn nginx() -> PathBuf {
+    let on_path = Command::new("nginx").arg("-v").output();
+    if on_path.is_ok_and(|out| out.status.success()) {
+        PathBuf::from("nginx")
+    } else {
+        PathBuf::from("/usr/sbin/nginx")
+    }
+}
+
 /// nginx ending TLS in front of a plain-HTTP registry, as it runs in
 /// production; stopped when dropped.
 struct TlsProxy {
@@ -617,6 +628,9 @@ http {{
   access_log off;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
   client_max_body_size 0;
   server {{
     listen {host} ssl;
@@ -638,11 +652,13 @@ http {{
         );
         let conf = dir.path().join("nginx.conf");
         std::fs::write(&conf, config).unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(nginx())
             .arg("-c")
             .arg(&conf)
             .arg("-p")
             .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
             // Its workers must not hold the test's output open.
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -686,7 +702,12 @@ impl Drop for TlsProxy {
 /// X-Forwarded-Proto), so skopeo logs in, pushes and pulls through it.
 #[tokio::test]
 async fn skopeo_logs_in_pushes_and_pulls_through_a_tls_terminating_nginx() {
-    require("nginx", &["-v"], "apt-get install nginx");
+    let nginx = nginx();
+    require(
+        &nginx.display().to_string(),
+        &["-v"],
+        "apt-get install nginx",
+    );
     let server = TestServer::start().await;
     add_user(&server, "ci", "ci-password").await;
     grant(&server, "ci", "team/**", "push").await;
