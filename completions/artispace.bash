@@ -622,7 +622,7 @@ _artispace() {
             return 0
             ;;
         artispace__subcmd__serve)
-            opts="-h -V --addr --root --log-level --log-format --upload-expiry --delete-enabled --auth --anonymous-pull --token-expiry --tls-cert --tls-key --tls-self-signed --idle-timeout --header-timeout --max-uploads-per-client --help --version"
+            opts="-h -V --addr --root --log-level --log-format --upload-expiry --delete-enabled --auth --anonymous-pull --token-expiry --tls-cert --tls-key --tls-self-signed --idle-timeout --header-timeout --max-uploads-per-client --trusted-proxy --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -677,6 +677,10 @@ _artispace() {
                     return 0
                     ;;
                 --max-uploads-per-client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

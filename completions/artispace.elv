@@ -49,6 +49,7 @@ set edit:completion:arg-completer[artispace] = {|@words|
             cand --idle-timeout 'Close connections on which nothing moved for this long'
             cand --header-timeout 'Close connections whose request headers take longer than this to arrive'
             cand --max-uploads-per-client 'Uploads (blob or manifest bodies) one client address may run at once; more are refused with 429'
+            cand --trusted-proxy 'A reverse proxy in front of the registry, by address or network (`10.0.0.5`, `10.0.0.0/8`; repeat, or comma-separate in the variable). A request from one is taken to come from the client it reports in X-Forwarded-For (or Forwarded), so login rate limits and upload limits apply per client rather than to the proxy. Without it those headers are not believed'
             cand --anonymous-pull 'Let anyone pull any repository, even once users exist'
             cand --tls-self-signed 'Serve HTTPS with a self-signed certificate for the listen address, generated on first start and kept under the root; prints its SHA-256 fingerprint'
             cand -h 'Print help (see more with ''--help'')'

@@ -54,6 +54,7 @@ complete -c artispace -n "__fish_artispace_using_subcommand serve" -l tls-key -d
 complete -c artispace -n "__fish_artispace_using_subcommand serve" -l idle-timeout -d 'Close connections on which nothing moved for this long' -r
 complete -c artispace -n "__fish_artispace_using_subcommand serve" -l header-timeout -d 'Close connections whose request headers take longer than this to arrive' -r
 complete -c artispace -n "__fish_artispace_using_subcommand serve" -l max-uploads-per-client -d 'Uploads (blob or manifest bodies) one client address may run at once; more are refused with 429' -r
+complete -c artispace -n "__fish_artispace_using_subcommand serve" -l trusted-proxy -d 'A reverse proxy in front of the registry, by address or network (`10.0.0.5`, `10.0.0.0/8`; repeat, or comma-separate in the variable). A request from one is taken to come from the client it reports in X-Forwarded-For (or Forwarded), so login rate limits and upload limits apply per client rather than to the proxy. Without it those headers are not believed' -r
 complete -c artispace -n "__fish_artispace_using_subcommand serve" -l anonymous-pull -d 'Let anyone pull any repository, even once users exist'
 complete -c artispace -n "__fish_artispace_using_subcommand serve" -l tls-self-signed -d 'Serve HTTPS with a self-signed certificate for the listen address, generated on first start and kept under the root; prints its SHA-256 fingerprint'
 complete -c artispace -n "__fish_artispace_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -43,13 +43,83 @@ pub struct Authorized {
     pub client: IpAddr,
 }
 
-/// The client's address (unspecified when served without a socket, as in
-/// tests that drive the router directly).
-pub fn client_address(parts: &Parts) -> IpAddr {
-    parts
+/// The client's address, which login rate limits and upload limits key on:
+/// the TCP peer, unless the peer is one of the reverse proxies the registry
+/// was told to trust (`--trusted-proxy`). Then it is the client the proxies
+/// report: walking `X-Forwarded-For` (else the `for=` of `Forwarded`) from
+/// the nearest hop back, the first address that is not itself a trusted
+/// proxy. Hops a client wrote itself lie to the left of that one and are
+/// never reached; an entry that is not an address ends the walk at the
+/// peer. Unspecified when served without a socket (tests that drive the
+/// router directly).
+pub fn client_address(state: &AppState, parts: &Parts) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| {
+            a.ip().to_canonical()
+        });
+    let proxies = &state.config.trusted_proxies;
+    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let hops = forwarded_for(&parts.headers);
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = hop else {
+            return peer;
+        };
+        client = *ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// The addresses a request passed through, client first, as `X-Forwarded-For`
+/// (all its lines) or else `Forwarded` lists them; `None` for an entry that
+/// is not an address (`unknown`, an obfuscated name, garbage).
+fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let x_forwarded = values("x-forwarded-for");
+    if !x_forwarded.is_empty() {
+        return x_forwarded.iter().map(|v| parse_hop(v)).collect();
+    }
+    values("forwarded")
+        .iter()
+        .map(|element| {
+            element.split(';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_hop(value.trim().trim_matches('"')))
+            })?
+        })
+        .collect()
+}
+
+/// An address as proxies write it: `192.0.2.7`, `192.0.2.7:4711`,
+/// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr.ip().to_canonical());
+    }
+    let bracketed = text.strip_prefix('[')?.strip_suffix(']')?;
+    bracketed.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
 /// Credentials as sent.
@@ -93,7 +163,7 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, Api
         // No user exists: credentials mean nothing yet, everything is allowed.
         return Ok(access.open_caller());
     }
-    let client = client_address(parts);
+    let client = client_address(state, parts);
     let bad = |e| access_error(state, parts, e, None);
     let (identity, bearer): (Identity, Option<Claims>) =
         match credentials(&parts.headers).map_err(|()| bad(AccessError::BadCredentials))? {
@@ -310,7 +380,7 @@ impl FromRequestParts<AppState> for Authorized {
         Ok(Authorized {
             route,
             caller,
-            client: client_address(parts),
+            client: client_address(state, parts),
         })
     }
 }
@@ -353,5 +423,37 @@ mod tests {
         assert_eq!(needs(&upload, &Method::DELETE).0, Actions::PUSH);
         let tags = V2Route::Tags { repo };
         assert_eq!(needs(&tags, &Method::GET).0, Actions::PULL);
+    }
+
+    #[test]
+    fn proxy_hops_are_read_in_every_form_proxies_write() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(parse_hop("192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(parse_hop("192.0.2.7:4711"), ip("192.0.2.7"));
+        assert_eq!(parse_hop("2001:db8::1"), ip("2001:db8::1"));
+        assert_eq!(parse_hop("[2001:db8::1]"), ip("2001:db8::1"));
+        assert_eq!(parse_hop("[2001:db8::1]:4711"), ip("2001:db8::1"));
+        assert_eq!(parse_hop("::ffff:192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(parse_hop("unknown"), None);
+        assert_eq!(parse_hop("_hidden"), None);
+
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.1, 10.0.0.2"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.3"));
+        headers.insert("forwarded", HeaderValue::from_static("for=192.0.2.9"));
+        assert_eq!(
+            forwarded_for(&headers),
+            vec![ip("198.51.100.1"), ip("10.0.0.2"), ip("10.0.0.3")],
+            "X-Forwarded-For first, all its lines in order"
+        );
+        headers.remove("x-forwarded-for");
+        headers.insert(
+            "forwarded",
+            HeaderValue::from_static("for=unknown, for=\"[2001:db8::7]:80\";proto=https"),
+        );
+        assert_eq!(forwarded_for(&headers), vec![None, ip("2001:db8::7")]);
     }
 }

@@ -56,6 +56,9 @@ pub struct ApiConfig {
     pub auth: AuthScheme,
     /// Uploads (blob or manifest bodies) one client address may run at once.
     pub max_uploads_per_client: usize,
+    /// Reverse proxies whose reports of the client's address are believed
+    /// (see `auth::client_address`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ApiConfig {
@@ -63,6 +66,7 @@ impl Default for ApiConfig {
         ApiConfig {
             auth: AuthScheme::Token,
             max_uploads_per_client: 32,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -159,7 +159,7 @@ pub async fn post(
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v.as_str()),
     );
-    let client = client_address(&parts);
+    let client = client_address(&state, &parts);
     let bad = |parts: &Parts, e: AccessError| access_error(&state, parts, e, None);
     let identity = match value("grant_type").as_deref() {
         Some("password") => {

@@ -85,6 +85,34 @@ pub struct ServeArgs {
     /// more are refused with 429.
     #[arg(long, env = "ARTISPACE_MAX_UPLOADS_PER_CLIENT", default_value_t = 32)]
     pub max_uploads_per_client: usize,
+
+    /// A reverse proxy in front of the registry, by address or network
+    /// (`10.0.0.5`, `10.0.0.0/8`; repeat, or comma-separate in the variable).
+    /// A request from one is taken to come from the client it reports in
+    /// X-Forwarded-For (or Forwarded), so login rate limits and upload
+    /// limits apply per client rather than to the proxy. Without it those
+    /// headers are not believed.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ARTISPACE_TRUSTED_PROXIES",
+        value_name = "ADDRESS[/PREFIX]",
+        value_delimiter = ',',
+        value_parser = parse_network
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// An address (`10.0.0.5`, a network of one) or a network (`10.0.0.0/8`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| {
+            format!("{text:?} is not an address or a network (10.0.0.5, 10.0.0.0/8, fd00::/8)")
+        })
 }
 
 pub fn run(args: ServeArgs) -> i32 {
@@ -110,6 +138,7 @@ pub fn run(args: ServeArgs) -> i32 {
         api: ApiConfig {
             auth: args.auth,
             max_uploads_per_client: args.max_uploads_per_client,
+            trusted_proxies: args.trusted_proxies,
         },
         limits: ConnectionLimits {
             idle_timeout: args.idle_timeout,
@@ -182,3 +211,19 @@ fn tune_malloc() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let net = |s: &str| parse_network(s).map(|n| n.to_string());
+        assert_eq!(net("10.0.0.5").as_deref(), Ok("10.0.0.5/32"));
+        assert_eq!(net(" 10.1.2.3/8 ").as_deref(), Ok("10.0.0.0/8"));
+        assert_eq!(net("fd00::/8").as_deref(), Ok("fd00::/8"));
+        assert_eq!(net("::1").as_deref(), Ok("::1/128"));
+        assert!(net("proxy.example.com").is_err());
+        assert!(net("10.0.0.0/33").is_err());
+    }
+}
