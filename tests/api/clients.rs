@@ -29,6 +29,22 @@ pub(crate) fn skopeo() -> Command {
     Command::new("skopeo")
 }
 
+/// skopeo with `work` as its home and a signature policy there that
+/// accepts anything (the tests' images are unsigned).
+pub(crate) fn skopeo_in(work: &Path) -> Command {
+    let policy = work.join("policy.json");
+    if !policy.exists() {
+        std::fs::write(
+            &policy,
+            br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+    }
+    let mut cmd = skopeo();
+    cmd.env("HOME", work).arg("--policy").arg(policy);
+    cmd
+}
+
 pub(crate) fn run(mut cmd: Command, what: &str) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
@@ -139,21 +155,12 @@ async fn skopeo_copies_an_oci_image_in_and_out_with_the_same_digests() {
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("source");
     let pulled = work.path().join("pulled");
-    let policy = work.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
     let manifest = write_oci_layout(&source);
     let digest = sha256_digest(&manifest);
     let remote = format!("docker://{}/demo/app:v1", server.host());
 
-    let mut push = skopeo();
-    push.env("HOME", work.path())
-        .arg("--policy")
-        .arg(&policy)
-        .args(["copy", "--preserve-digests", "--dest-tls-verify=false"])
+    let mut push = skopeo_in(work.path());
+    push.args(["copy", "--preserve-digests", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:v1", source.display()))
         .arg(&remote);
     run(push, "skopeo copy into artispace");
@@ -163,21 +170,15 @@ async fn skopeo_copies_an_oci_image_in_and_out_with_the_same_digests() {
     assert_eq!(header(&resp, "docker-content-digest"), Some(digest.clone()));
     assert_eq!(resp.bytes().await.unwrap(), manifest);
 
-    let mut inspect = skopeo();
+    let mut inspect = skopeo_in(work.path());
     inspect
-        .env("HOME", work.path())
-        .arg("--policy")
-        .arg(&policy)
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(&remote);
     let raw = run(inspect, "skopeo inspect --raw");
     assert_eq!(sha256_digest(&raw), digest);
 
-    let mut pull = skopeo();
-    pull.env("HOME", work.path())
-        .arg("--policy")
-        .arg(&policy)
-        .args(["copy", "--preserve-digests", "--src-tls-verify=false"])
+    let mut pull = skopeo_in(work.path());
+    pull.args(["copy", "--preserve-digests", "--src-tls-verify=false"])
         .arg(&remote)
         .arg(format!("oci:{}:v1", pulled.display()));
     run(pull, "skopeo copy out of artispace");

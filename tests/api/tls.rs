@@ -14,9 +14,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 
-use crate::auth::{add_user, grant};
+use crate::auth::{add_user, challenge_of, grant};
 use crate::clients::{
-    layout_manifest_digest, podman, require, run, run_with_input, skopeo, text, write_oci_layout,
+    layout_manifest_digest, podman, require, run, run_with_input, skopeo_in, text, write_oci_layout,
 };
 use crate::common::{sha256_digest, ServerConfig, TestServer};
 
@@ -172,12 +172,7 @@ async fn the_realm_of_a_tls_connection_stays_https() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let challenge = challenge_of(&resp);
     assert!(
         challenge.starts_with(&format!("Bearer realm=\"https://{}/token\"", server.host())),
         "{challenge}"
@@ -413,23 +408,11 @@ async fn skopeo_pushes_and_pulls_through_token_auth_over_tls() {
     let certs = pki.ca_dir();
     let work = tempfile::tempdir().unwrap();
     let (source, pulled) = (work.path().join("source"), work.path().join("pulled"));
-    let policy = work.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
     let manifest = write_oci_layout(&source);
     let remote = format!("docker://{}/team/app:v1", server.host());
     let copy = |args: &[&str], from: String, to: String| {
-        let mut cmd = skopeo();
-        cmd.env("HOME", work.path())
-            .arg("--policy")
-            .arg(&policy)
-            .arg("copy")
-            .args(args)
-            .arg(from)
-            .arg(to);
+        let mut cmd = skopeo_in(work.path());
+        cmd.arg("copy").args(args).arg(from).arg(to);
         cmd
     };
     let cert_dir = certs.path().display().to_string();
@@ -716,16 +699,13 @@ async fn skopeo_logs_in_pushes_and_pulls_through_a_tls_terminating_nginx() {
     let certs = pki.ca_dir();
     let cert_dir = certs.path().display().to_string();
 
-    let challenge = client_trusting(&pki.ca_pem, None)
-        .get(format!("https://{}/v2/", proxy.host))
-        .send()
-        .await
-        .unwrap()
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let challenge = challenge_of(
+        &client_trusting(&pki.ca_pem, None)
+            .get(format!("https://{}/v2/", proxy.host))
+            .send()
+            .await
+            .unwrap(),
+    );
     assert!(
         challenge.starts_with(&format!("Bearer realm=\"https://{}/token\"", proxy.host)),
         "{challenge}"
@@ -733,23 +713,14 @@ async fn skopeo_logs_in_pushes_and_pulls_through_a_tls_terminating_nginx() {
 
     let work = tempfile::tempdir().unwrap();
     let (source, pulled) = (work.path().join("source"), work.path().join("pulled"));
-    let policy = work.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
     let manifest = write_oci_layout(&source);
     let remote = format!("docker://{}/team/app:v1", proxy.host);
-    let skopeo_in = |args: &[&str]| {
-        let mut cmd = skopeo();
-        cmd.env("HOME", work.path())
-            .arg("--policy")
-            .arg(&policy)
-            .args(args);
+    let skopeo = |args: &[&str]| {
+        let mut cmd = skopeo_in(work.path());
+        cmd.args(args);
         cmd
     };
-    let mut login = skopeo_in(&[
+    let mut login = skopeo(&[
         "login",
         "--cert-dir",
         &cert_dir,
@@ -759,11 +730,11 @@ async fn skopeo_logs_in_pushes_and_pulls_through_a_tls_terminating_nginx() {
     ]);
     login.arg(&proxy.host);
     run_with_input(login, b"ci-password\n", "skopeo login through nginx");
-    let mut push = skopeo_in(&["copy", "--preserve-digests", "--dest-cert-dir", &cert_dir]);
+    let mut push = skopeo(&["copy", "--preserve-digests", "--dest-cert-dir", &cert_dir]);
     push.arg(format!("oci:{}:v1", source.display()))
         .arg(&remote);
     run(push, "skopeo copy into artispace through nginx");
-    let mut pull = skopeo_in(&["copy", "--preserve-digests", "--src-cert-dir", &cert_dir]);
+    let mut pull = skopeo(&["copy", "--preserve-digests", "--src-cert-dir", &cert_dir]);
     pull.arg(&remote)
         .arg(format!("oci:{}:v1", pulled.display()));
     run(pull, "skopeo copy out of artispace through nginx");
