@@ -330,6 +330,9 @@ async fn gc_keeps_the_blobs_of_a_tagged_buildkit_cache_and_removes_them_with_it(
     assert_eq!(kept.json()["blobs"]["count"], 0);
     for blob in &blobs {
         assert!(blob_path(server.root(), blob).exists(), "{blob} kept");
+        // BuildKit imports the cache through the repository.
+        let resp = server.get(&format!("/v2/app/blobs/{blob}")).await;
+        assert_eq!(resp.status(), 200, "{blob} still served from app");
     }
     let verified = artispace(server.root(), &["verify"]).await;
     assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
