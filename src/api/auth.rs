@@ -82,33 +82,15 @@ pub fn client_address(state: &AppState, parts: &Parts) -> IpAddr {
 /// (all its lines) or else `Forwarded` lists them; `None` for an entry that
 /// is not an address (`unknown`, an obfuscated name, garbage).
 fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .collect()
-    };
-    let x_forwarded = values("x-forwarded-for");
-    if !x_forwarded.is_empty() {
-        return x_forwarded.iter().map(|v| parse_hop(v)).collect();
+    if headers.contains_key("x-forwarded-for") {
+        return list_values(headers, "x-forwarded-for")
+            .map(parse_hop)
+            .collect();
     }
-    values("forwarded")
-        .iter()
-        .map(|element| {
-            element.split(';').find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| parse_hop(value.trim().trim_matches('"')))
-            })?
-        })
+    list_values(headers, "forwarded")
+        .map(|element| parameter(element, "for").and_then(parse_hop))
         .collect()
 }
-
 /// An address as proxies write it: `192.0.2.7`, `192.0.2.7:4711`,
 /// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
 fn parse_hop(text: &str) -> Option<IpAddr> {
@@ -250,21 +232,37 @@ fn is_host(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
 }
 
-/// The first (the client's side) of a header's comma-separated values.
-fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get(name)?.to_str().ok()?;
-    Some(value.split(',').next()?.trim()).filter(|v| !v.is_empty())
+/// The comma-separated values of every line of header `name`, in order
+/// (the client's side first), trimmed.
+fn list_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
-/// Parameter `key` of the first element of `Forwarded`, unquoted.
-fn forwarded_param<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
-    let first = first_value(headers, "forwarded")?;
-    first.split(';').find_map(|pair| {
+/// The first (the client's side) of a header's values.
+fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    list_values(headers, name).next()
+}
+
+/// Parameter `key` of one element of `Forwarded` (`for=…;proto=…`),
+/// unquoted.
+fn parameter<'a>(element: &'a str, key: &str) -> Option<&'a str> {
+    element.split(';').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
         name.trim()
             .eq_ignore_ascii_case(key)
             .then(|| value.trim().trim_matches('"'))
     })
+}
+
+/// Parameter `key` of the first element of `Forwarded`.
+fn forwarded_param<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
+    parameter(first_value(headers, "forwarded")?, key)
 }
 
 /// 401 `UNAUTHORIZED` with the challenge this registry offers.
