@@ -8,6 +8,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, StatusCode};
 
+use super::conditional::{self, Precondition};
 use super::error::ApiError;
 use super::reply::{Reply, DOCKER_CONTENT_DIGEST};
 use super::zero_copy::FileSends;
@@ -16,19 +17,33 @@ use crate::oci::{Digest, RepoName};
 use crate::registry::{ByteRange, FileSendPath, RegistryError};
 
 fn blob_reply(status: StatusCode, digest: &Digest, length: u64) -> Reply {
-    Reply::new(status)
+    validators(Reply::new(status), digest)
         .header(CONTENT_LENGTH, length)
         .header(CONTENT_TYPE, "application/octet-stream")
+        .header(ACCEPT_RANGES, "bytes")
+}
+
+/// What a 304 repeats of a 200: the validator and caching headers.
+fn validators(reply: Reply, digest: &Digest) -> Reply {
+    reply
         .header(DOCKER_CONTENT_DIGEST, digest)
         .header(ETAG, format!("\"{digest}\""))
-        .header(ACCEPT_RANGES, "bytes")
         // Content-addressed: the bytes behind a digest never change.
         .header(CACHE_CONTROL, "max-age=31536000")
 }
 
-pub async fn head(state: AppState, repo: RepoName, digest: Digest) -> Result<Reply, ApiError> {
+pub async fn head(
+    state: AppState,
+    repo: RepoName,
+    digest: Digest,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
     let size = state.registry.blob_size(&repo, &digest).await?;
-    Ok(blob_reply(StatusCode::OK, &digest, size))
+    match conditional::evaluate(headers, &digest) {
+        Precondition::NotModified => Ok(validators(Reply::new(StatusCode::NOT_MODIFIED), &digest)),
+        Precondition::Failed => Err(ApiError::precondition_failed(&digest)),
+        Precondition::Send { .. } => Ok(blob_reply(StatusCode::OK, &digest, size)),
+    }
 }
 
 pub async fn get(
@@ -40,9 +55,16 @@ pub async fn get(
 ) -> Result<Reply, ApiError> {
     let content = state.registry.open_blob(&repo, &digest).await?;
     let size = content.len();
+    let range_allowed = match conditional::evaluate(headers, &digest) {
+        Precondition::NotModified => {
+            return Ok(validators(Reply::new(StatusCode::NOT_MODIFIED), &digest))
+        }
+        Precondition::Failed => return Err(ApiError::precondition_failed(&digest)),
+        Precondition::Send { range_allowed } => range_allowed,
+    };
     let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
-        Some(value) => parse_range(value, size)?,
-        None => None,
+        Some(value) if range_allowed => parse_range(value, size)?,
+        _ => None,
     };
     let reply = match range {
         Some(r) => blob_reply(StatusCode::PARTIAL_CONTENT, &digest, r.byte_count()).header(

@@ -108,6 +108,14 @@ impl ApiError {
         }
     }
 
+    /// A GET or HEAD whose `If-Match` names other content than `current`.
+    /// The spec has no code for it; the status says it all.
+    pub fn precondition_failed(current: &crate::oci::Digest) -> ApiError {
+        ApiError::new(ErrorCode::Unknown, "the content does not match If-Match")
+            .with_status(StatusCode::PRECONDITION_FAILED)
+            .with_detail(json!({ "current": current }))
+    }
+
     pub fn with_status(mut self, status: StatusCode) -> ApiError {
         self.status = status;
         self

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use super::conditional::{self, Precondition};
 use super::error::ApiError;
 use super::reply::{Reply, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
 use super::AppState;
@@ -79,27 +80,51 @@ async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Ap
     Ok(content.freeze())
 }
 
-fn manifest_reply(manifest: &StoredManifest) -> Reply {
-    Reply::new(StatusCode::OK)
-        .header(CONTENT_TYPE, &manifest.media_type)
-        .header(CONTENT_LENGTH, manifest.content.len())
-        .header(DOCKER_CONTENT_DIGEST, &manifest.digest)
-        .header(ETAG, format!("\"{}\"", manifest.digest))
+/// The reply to a GET (`with_body`) or HEAD of `manifest`, or the error or
+/// 304 its preconditions decide.
+fn manifest_reply(
+    manifest: StoredManifest,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> Result<Reply, ApiError> {
+    let validators = |status| {
+        Reply::new(status)
+            .header(DOCKER_CONTENT_DIGEST, &manifest.digest)
+            .header(ETAG, format!("\"{}\"", manifest.digest))
+    };
+    match conditional::evaluate(headers, &manifest.digest) {
+        Precondition::NotModified => Ok(validators(StatusCode::NOT_MODIFIED)),
+        Precondition::Failed => Err(ApiError::precondition_failed(&manifest.digest)),
+        Precondition::Send { .. } => {
+            let reply = validators(StatusCode::OK)
+                .header(CONTENT_TYPE, &manifest.media_type)
+                .header(CONTENT_LENGTH, manifest.content.len());
+            Ok(match with_body {
+                true => reply.body(manifest.content),
+                false => reply,
+            })
+        }
+    }
 }
 
 pub async fn head(
     state: AppState,
     repo: RepoName,
     reference: Reference,
+    headers: &HeaderMap,
 ) -> Result<Reply, ApiError> {
     let manifest = state.registry.manifest(&repo, &reference).await?;
-    Ok(manifest_reply(&manifest))
+    manifest_reply(manifest, headers, false)
 }
 
-pub async fn get(state: AppState, repo: RepoName, reference: Reference) -> Result<Reply, ApiError> {
+pub async fn get(
+    state: AppState,
+    repo: RepoName,
+    reference: Reference,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
     let manifest = state.registry.manifest(&repo, &reference).await?;
-    let reply = manifest_reply(&manifest);
-    Ok(reply.body(manifest.content))
+    manifest_reply(manifest, headers, true)
 }
 
 pub async fn delete(

@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod blobs;
+mod conditional;
 pub mod error;
 mod limits;
 mod listing;
@@ -148,7 +149,9 @@ async fn v2(
         (V2Route::Referrers { repo, digest }, Method::GET) => {
             listing::referrers(state, repo, digest, query(&uri)?).await?
         }
-        (V2Route::Blob { repo, digest }, Method::HEAD) => blobs::head(state, repo, digest).await?,
+        (V2Route::Blob { repo, digest }, Method::HEAD) => {
+            blobs::head(state, repo, digest, &headers).await?
+        }
         (V2Route::Blob { repo, digest }, Method::GET) => {
             let file_sends = file_sends.map(|Extension(sends)| sends);
             blobs::get(state, repo, digest, &headers, file_sends).await?
@@ -171,10 +174,10 @@ async fn v2(
             manifests::put(state, repo, reference, &headers, body).await?
         }
         (V2Route::Manifest { repo, reference }, Method::GET) => {
-            manifests::get(state, repo, reference).await?
+            manifests::get(state, repo, reference, &headers).await?
         }
         (V2Route::Manifest { repo, reference }, Method::HEAD) => {
-            manifests::head(state, repo, reference).await?
+            manifests::head(state, repo, reference, &headers).await?
         }
         (V2Route::Manifest { repo, reference }, Method::DELETE) => {
             manifests::delete(state, repo, reference).await?

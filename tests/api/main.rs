@@ -12,6 +12,7 @@ mod auth;
 mod base;
 mod blobs;
 mod clients;
+mod conditional;
 mod hardening;
 mod manifests;
 mod push;
