@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod blobs;
+mod byte_ranges;
 mod conditional;
 pub mod error;
 mod limits;

@@ -40,10 +40,12 @@ pub trait FileSendPath: Send + Sync {
     fn stand_in(&self, blob: &Arc<dyn BlobReader>, offset: u64, len: usize) -> Bytes;
 }
 
-/// The content of a blob, ready to stream.
+/// The content of a blob, ready to stream. Cloning it is cheap (the file
+/// is shared), so several ranges of one blob can be streamed in turn.
+#[derive(Clone)]
 pub enum BlobContent {
     /// A stored blob file.
-    Stored(Box<dyn BlobReader>),
+    Stored(Arc<dyn BlobReader>),
     /// A manifest asked for through the blob endpoint (small, in memory).
     Manifest(Bytes),
 }
@@ -78,7 +80,6 @@ impl BlobContent {
                 futures_util::stream::once(std::future::ready(Ok(part))).left_stream()
             }
             BlobContent::Stored(reader) => {
-                let reader: Arc<dyn BlobReader> = Arc::from(reader);
                 let file_sends = file_sends.filter(|_| reader.local_file().is_some());
                 let download = Download::new(reader, range, file_sends);
                 futures_util::stream::unfold(download, |mut download| async move {
@@ -251,7 +252,7 @@ impl Registry {
         let d = digest.clone();
         let reader = blocking(move || Ok(blobs.open_blob(&d)?)).await?;
         match reader {
-            Some(reader) => Ok(BlobContent::Stored(reader)),
+            Some(reader) => Ok(BlobContent::Stored(Arc::from(reader))),
             // The row says present but the file is gone: the store is damaged.
             None => Err(RegistryError::Storage(StorageError::io(
                 format!("blob {digest}"),

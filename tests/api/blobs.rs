@@ -164,6 +164,129 @@ async fn range_starting_past_the_end_is_416_with_content_range_star() {
     }
 }
 
+/// The parts of a `multipart/byteranges` body: each part's Content-Range
+/// and bytes. The framing is checked strictly: a part is as long as its
+/// Content-Range says, and delimiters sit exactly where RFC 2046 puts them.
+fn byteranges_parts(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart/byteranges: {content_type}"));
+    let delimiter = format!("--{boundary}");
+    let mut rest = body
+        .strip_prefix(delimiter.as_bytes())
+        .expect("body starts with the first delimiter");
+    let mut parts = Vec::new();
+    loop {
+        if rest == b"--\r\n" {
+            return parts;
+        }
+        rest = rest.strip_prefix(b"\r\n").expect("CRLF after a delimiter");
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of part headers");
+        let headers = std::str::from_utf8(&rest[..end]).unwrap().to_owned();
+        rest = &rest[end + 4..];
+        assert!(
+            headers.contains("Content-Type: application/octet-stream"),
+            "{headers}"
+        );
+        let range = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Range: "))
+            .expect("part has a Content-Range")
+            .to_owned();
+        let (first, last) = range
+            .strip_prefix("bytes ")
+            .and_then(|r| r.split_once('/'))
+            .and_then(|(r, _)| r.split_once('-'))
+            .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
+            .expect("Content-Range: bytes A-B/SIZE");
+        let len = last - first + 1;
+        parts.push((range, rest[..len].to_vec()));
+        rest = rest[len..]
+            .strip_prefix(b"\r\n")
+            .and_then(|r| r.strip_prefix(delimiter.as_bytes()))
+            .expect("CRLF and the delimiter after a part");
+    }
+}
+
+async fn assert_byteranges(resp: reqwest::Response, data: &[u8], expected: &[(usize, usize)]) {
+    assert_eq!(resp.status(), 206);
+    let content_type = header(&resp, "content-type").unwrap();
+    let length: usize = header(&resp, "content-length").unwrap().parse().unwrap();
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body.len(), length, "Content-Length is exact");
+    let parts = byteranges_parts(&content_type, &body);
+    let want: Vec<(String, Vec<u8>)> = expected
+        .iter()
+        .map(|&(a, b)| {
+            (
+                format!("bytes {a}-{b}/{}", data.len()),
+                data[a..=b].to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(parts.len(), want.len());
+    for (got, want) in parts.iter().zip(&want) {
+        assert_eq!(got.0, want.0);
+        assert!(got.1 == want.1, "bytes of part {}", want.0);
+    }
+}
+
+#[tokio::test]
+async fn several_ranges_are_multipart_byteranges_in_the_order_asked() {
+    let data = random_bytes(25, 3 * 1024 * 1024 + 11);
+    let (server, digest) = server_with_blob(&data).await;
+    let size = data.len();
+    let expected = [
+        (2_000_000, 2_999_999),
+        (0, 99),
+        (size - 11, size - 1),
+        (1_000_000, 1_000_000),
+    ];
+    let ask = "bytes=2000000-2999999, 0-99,-11,1000000-1000000";
+    assert_byteranges(get_range(&server, &digest, ask).await, &data, &expected).await;
+
+    // Read from the disk rather than sent from memory: the same parts.
+    let hex = &digest["sha256:".len()..];
+    drop_from_page_cache(&server.root().join("blobs/sha256").join(&hex[..2]).join(hex));
+    assert_byteranges(get_range(&server, &digest, ask).await, &data, &expected).await;
+}
+
+#[tokio::test]
+async fn unsatisfiable_ranges_among_several_are_left_out_and_all_unsatisfiable_is_416() {
+    let data = random_bytes(26, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    let resp = get_range(&server, &digest, "bytes=500-600,10-19").await;
+    assert_byteranges(resp, &data, &[(10, 19)]).await;
+
+    let resp = get_range(&server, &digest, "bytes=100-,200-300").await;
+    assert_eq!(
+        header(&resp, "content-range").as_deref(),
+        Some("bytes */100")
+    );
+    assert_oci_error(resp, 416, "RANGE_INVALID").await;
+}
+
+#[tokio::test]
+async fn overlapping_or_malformed_ranges_get_the_whole_blob() {
+    let data = random_bytes(27, 100);
+    let (server, digest) = server_with_blob(&data).await;
+    // Asking for the blob more than once over, or one bad range among good ones.
+    for range in [
+        "bytes=0-,0-",
+        "bytes=0-60,40-99",
+        "bytes=0-9,x-y",
+        "bytes=0-9;10-19",
+    ] {
+        let resp = get_range(&server, &digest, range).await;
+        assert_eq!(resp.status(), 200, "Range: {range}");
+        assert_eq!(header(&resp, "content-range"), None);
+        assert_eq!(resp.bytes().await.unwrap(), data, "Range: {range}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_blob_is_blob_unknown() {
     let (server, _) = server_with_blob(b"something").await;

@@ -59,32 +59,45 @@ pub(crate) fn run(mut cmd: Command, what: &str) -> Vec<u8> {
 
 /// A POSIX ustar archive holding one regular file.
 fn tar_with_one_file(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut header = [0u8; 512];
-    let put = |header: &mut [u8; 512], offset: usize, value: &[u8]| {
-        header[offset..offset + value.len()].copy_from_slice(value);
-    };
-    put(&mut header, 0, name.as_bytes());
-    put(&mut header, 100, b"0000644\0");
-    put(&mut header, 108, b"0000000\0");
-    put(&mut header, 116, b"0000000\0");
-    put(
-        &mut header,
-        124,
-        format!("{:011o}\0", content.len()).as_bytes(),
-    );
-    put(&mut header, 136, b"14707606400\0");
-    put(&mut header, 148, b"        ");
-    header[156] = b'0';
-    put(&mut header, 257, b"ustar\0");
-    put(&mut header, 263, b"00");
-    put(&mut header, 265, b"root");
-    put(&mut header, 297, b"root");
-    let checksum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    put(&mut header, 148, format!("{checksum:06o}\0 ").as_bytes());
+    tar_of(&[(name, content)])
+}
 
-    let mut tar = header.to_vec();
-    tar.extend_from_slice(content);
-    tar.resize(tar.len().div_ceil(512) * 512, 0);
+/// A POSIX ustar archive of regular files, and of folders for names
+/// ending in `/`, in the order given.
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (name, content) in files {
+        let mut header = [0u8; 512];
+        let put = |header: &mut [u8; 512], offset: usize, value: &[u8]| {
+            header[offset..offset + value.len()].copy_from_slice(value);
+        };
+        let folder = name.ends_with('/');
+        put(&mut header, 0, name.as_bytes());
+        put(
+            &mut header,
+            100,
+            if folder { b"0000755\0" } else { b"0000644\0" },
+        );
+        put(&mut header, 108, b"0000000\0");
+        put(&mut header, 116, b"0000000\0");
+        put(
+            &mut header,
+            124,
+            format!("{:011o}\0", content.len()).as_bytes(),
+        );
+        put(&mut header, 136, b"14707606400\0");
+        put(&mut header, 148, b"        ");
+        header[156] = if folder { b'5' } else { b'0' };
+        put(&mut header, 257, b"ustar\0");
+        put(&mut header, 263, b"00");
+        put(&mut header, 265, b"root");
+        put(&mut header, 297, b"root");
+        let checksum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        put(&mut header, 148, format!("{checksum:06o}\0 ").as_bytes());
+        tar.extend_from_slice(&header);
+        tar.extend_from_slice(content);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
     tar.extend_from_slice(&[0u8; 1024]);
     tar
 }
@@ -92,7 +105,15 @@ fn tar_with_one_file(name: &str, content: &[u8]) -> Vec<u8> {
 /// Writes an OCI image layout with one image tagged `v1`; returns the
 /// manifest bytes.
 pub(crate) fn write_oci_layout(dir: &Path) -> Vec<u8> {
-    let layer = tar_with_one_file("hello.txt", b"hello from artispace\n");
+    write_oci_layout_of(
+        dir,
+        tar_with_one_file("hello.txt", b"hello from artispace\n"),
+    )
+}
+
+/// Writes an OCI image layout of one image with `layer` (an uncompressed
+/// tar), tagged `v1`; returns the manifest bytes.
+fn write_oci_layout_of(dir: &Path, layer: Vec<u8>) -> Vec<u8> {
     let config = json_bytes(&json!({
         "architecture": "amd64",
         "os": "linux",
@@ -272,6 +293,153 @@ async fn podman_pushes_and_pulls_back_the_same_image() {
         "the image comes back with the same config digest"
     );
     assert_eq!(server.get("/v2/podman/app/tags/list").await.status(), 200);
+}
+
+/// podman pulling into overlay storage with partial pulls of
+/// `zstd:chunked` layers switched on (off by default in podman 4).
+fn partial_pulling_podman(dir: &Path) -> Command {
+    let conf = dir.join("storage.conf");
+    if !conf.exists() {
+        let text = format!(
+            "[storage]\ndriver = \"overlay\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n\
+             [storage.options]\npull_options = {{enable_partial_images = \"true\", \
+             use_hard_links = \"false\", ostree_repos = \"\"}}\n",
+            dir.join("overlay").display(),
+            dir.join("overlay-run").display()
+        );
+        std::fs::write(&conf, text).unwrap();
+    }
+    let mut cmd = Command::new("podman");
+    cmd.env("HOME", dir)
+        .env("CONTAINERS_STORAGE_CONF", conf)
+        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+    cmd
+}
+
+#[tokio::test]
+async fn podman_partial_pull_of_a_zstd_chunked_layer_fetches_only_the_files_it_lacks() {
+    require("podman", &["--version"], "apt-get install podman");
+    let mut server = TestServer::start_configured(ServerConfig {
+        args: vec!["--log-format".to_owned(), "json".to_owned()],
+        log_level: Some("info".to_owned()),
+        ..ServerConfig::default()
+    })
+    .await;
+    // podman names an image pulled from a layout after its path, which must
+    // be lowercase.
+    let work = tempfile::Builder::new()
+        .prefix(&format!(
+            "artispace-partial-{}",
+            server.host().replace([':', '.'], "-")
+        ))
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap();
+    let work = work.path();
+
+    // Two images whose single layers share 14 of their 16 files; the two
+    // that differ are apart, so v2's pull asks for two ranges.
+    let names: Vec<String> = (0..16).map(|i| format!("data/file{i:02}")).collect();
+    let mut contents: Vec<Vec<u8>> = (0..16)
+        .map(|i| crate::common::random_bytes(1600 + i, 128 * 1024))
+        .collect();
+    for (tag, seed) in [("v1", 1700), ("v2", 1710)] {
+        contents[3] = crate::common::random_bytes(seed, 128 * 1024);
+        contents[12] = crate::common::random_bytes(seed + 1, 128 * 1024);
+        let files: Vec<(&str, &[u8])> = std::iter::once(("data/", &b""[..]))
+            .chain(
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(contents.iter().map(Vec::as_slice)),
+            )
+            .collect();
+        let layout = work.join(format!("layout-{tag}"));
+        write_oci_layout_of(&layout, tar_of(&files));
+        let mut load = podman(work);
+        load.args(["pull", "-q"])
+            .arg(format!("oci:{}:v1", layout.display()));
+        let id = text(run(load, "podman pull from the OCI layout"));
+        let mut push = podman(work);
+        push.args([
+            "push",
+            "--tls-verify=false",
+            "--compression-format",
+            "zstd:chunked",
+            &id,
+            &format!("{}/partial/app:{tag}", server.host()),
+        ]);
+        run(push, "podman push --compression-format zstd:chunked");
+    }
+    let manifest = json_body(server.get("/v2/partial/app/manifests/v2").await, 200).await;
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+        "{manifest}"
+    );
+    let layer_digest = layer["digest"].as_str().unwrap().to_owned();
+    let layer_size = layer["size"].as_u64().unwrap();
+
+    for tag in ["v1", "v2"] {
+        let mut pull = partial_pulling_podman(work);
+        pull.args(["pull", "-q", "--tls-verify=false"])
+            .arg(format!("{}/partial/app:{tag}", server.host()));
+        run(pull, "podman pull with partial pulls");
+    }
+
+    // The v2 image holds exactly the files pushed.
+    let mut create = partial_pulling_podman(work);
+    create
+        .args(["create", "--name", "check"])
+        .arg(format!("{}/partial/app:v2", server.host()))
+        .arg("/none");
+    run(create, "podman create");
+    let exported = work.join("exported.tar");
+    let mut export = partial_pulling_podman(work);
+    export.args(["export", "-o"]).arg(&exported).arg("check");
+    run(export, "podman export");
+    let unpacked = work.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut untar = Command::new("tar");
+    untar.arg("-xf").arg(&exported).arg("-C").arg(&unpacked);
+    run(untar, "tar -x of the exported file system");
+    for (name, content) in names.iter().zip(&contents) {
+        assert!(
+            std::fs::read(unpacked.join(name)).unwrap() == *content,
+            "{name} differs after the partial pull"
+        );
+    }
+    let mut clean = partial_pulling_podman(work);
+    clean.args(["rm", "-f", "check"]);
+    run(clean, "podman rm");
+
+    // Of v2's layer only two files in 16 were news: its table of contents
+    // and those two files were sent, as parts of one multipart answer.
+    server.stop().await;
+    let layer_path = format!("/v2/partial/app/blobs/{layer_digest}");
+    let downloads: Vec<(u64, u64)> = server
+        .log()
+        .lines()
+        .filter(|l| l.contains(layer_path.as_str()))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["method"] == "GET")
+        .map(|l| {
+            (
+                l["status"].as_u64().unwrap_or(0),
+                l["bytes_out"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    assert!(
+        downloads.iter().all(|&(status, _)| status == 206),
+        "only ranges of the layer were asked for: {downloads:?}"
+    );
+
+    let sent: u64 = downloads.iter().map(|&(_, bytes)| bytes).sum();
+    assert!(
+        sent < layer_size / 3,
+        "{sent} bytes of a {layer_size}-byte layer sent: {downloads:?}"
+    );
 }
 
 #[tokio::test]
