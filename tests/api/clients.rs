@@ -249,6 +249,21 @@ pub(crate) fn podman(dir: &Path) -> Command {
     cmd
 }
 
+/// A temporary folder for podman to pull OCI layouts from: podman names
+/// such an image after the layout's path, which must then be lowercase
+/// (`tempdir`'s random names are not), so it is named after `what` and
+/// the server's port instead.
+pub(crate) fn lowercase_tempdir(what: &str, server: &TestServer) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!(
+            "artispace-{what}-{}",
+            server.host().replace([':', '.'], "-")
+        ))
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap()
+}
+
 pub(crate) fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).trim().to_owned()
 }
@@ -258,16 +273,7 @@ async fn podman_pushes_and_pulls_back_the_same_image() {
     require("podman", &["--version"], "apt-get install podman");
     let server = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
-    // podman names an image pulled from a layout after its path, which must
-    // then be lowercase: a folder named after this server's port.
-    let lowercase = tempfile::Builder::new()
-        .prefix(&format!(
-            "artispace-podman-{}",
-            server.host().replace([':', '.'], "-")
-        ))
-        .rand_bytes(0)
-        .tempdir()
-        .unwrap();
+    let lowercase = lowercase_tempdir("podman", &server);
     let source = lowercase.path().join("source");
     write_oci_layout(&source);
 
@@ -325,16 +331,7 @@ async fn podman_partial_pull_of_a_zstd_chunked_layer_fetches_only_the_files_it_l
         ..ServerConfig::default()
     })
     .await;
-    // podman names an image pulled from a layout after its path, which must
-    // be lowercase.
-    let work = tempfile::Builder::new()
-        .prefix(&format!(
-            "artispace-partial-{}",
-            server.host().replace([':', '.'], "-")
-        ))
-        .rand_bytes(0)
-        .tempdir()
-        .unwrap();
+    let work = lowercase_tempdir("partial", &server);
     let work = work.path();
 
     // Two images whose single layers share 14 of their 16 files; the two

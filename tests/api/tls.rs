@@ -16,7 +16,8 @@ use tokio_rustls::rustls;
 
 use crate::auth::{add_user, challenge_of, grant};
 use crate::clients::{
-    layout_manifest_digest, podman, require, run, run_with_input, skopeo_in, text, write_oci_layout,
+    layout_manifest_digest, lowercase_tempdir, podman, require, run, run_with_input, skopeo_in,
+    text, write_oci_layout,
 };
 use crate::common::{sha256_digest, ServerConfig, TestServer};
 
@@ -486,15 +487,7 @@ async fn podman_logs_in_pushes_and_pulls_through_token_auth_over_tls() {
     let cert_dir = certs.path().display().to_string();
     let work = tempfile::tempdir().unwrap();
     let authfile = work.path().join("auth.json").display().to_string();
-    // podman names an image pulled from a layout after its (lowercase) path.
-    let layout_dir = tempfile::Builder::new()
-        .prefix(&format!(
-            "artispace-tls-podman-{}",
-            server.host().replace([':', '.'], "-")
-        ))
-        .rand_bytes(0)
-        .tempdir()
-        .unwrap();
+    let layout_dir = lowercase_tempdir("tls-podman", &server);
     let source = layout_dir.path().join("source");
     write_oci_layout(&source);
     let remote = format!("{}/dev/app:v1", server.host());
