@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Query, Request, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{ALLOW, CONTENT_LENGTH};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -139,6 +139,13 @@ async fn v2(
         true => Some(state.uploads.take(client)?),
         false => None,
     };
+    // A 405, whether for the method or for deletion being off, names the
+    // methods the endpoint does answer.
+    let allowed = route.allowed_methods(state.registry.config().delete_enabled);
+    let with_allow = |e: ApiError| match e.status() {
+        StatusCode::METHOD_NOT_ALLOWED => e.with_header(ALLOW, allowed),
+        _ => e,
+    };
     let reply = match (route, method) {
         (V2Route::Base, Method::GET | Method::HEAD) => {
             return Ok(
@@ -157,9 +164,9 @@ async fn v2(
             let file_sends = file_sends.map(|Extension(sends)| sends);
             blobs::get(state, repo, digest, &headers, file_sends).await?
         }
-        (V2Route::Blob { repo, digest }, Method::DELETE) => {
-            blobs::delete(state, repo, digest).await?
-        }
+        (V2Route::Blob { repo, digest }, Method::DELETE) => blobs::delete(state, repo, digest)
+            .await
+            .map_err(with_allow)?,
         (V2Route::Uploads { repo }, Method::POST) => {
             uploads::start(state, repo, query(&uri)?, &headers, body, &caller).await?
         }
@@ -181,13 +188,16 @@ async fn v2(
             manifests::head(state, repo, reference, &headers).await?
         }
         (V2Route::Manifest { repo, reference }, Method::DELETE) => {
-            manifests::delete(state, repo, reference).await?
+            manifests::delete(state, repo, reference)
+                .await
+                .map_err(with_allow)?
         }
         (_, method) => {
             return Err(ApiError::new(
                 ErrorCode::Unsupported,
                 format!("{method} is not supported on this endpoint"),
-            ))
+            )
+            .with_header(ALLOW, allowed))
         }
     };
     Ok(reply.into_response())

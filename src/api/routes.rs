@@ -105,6 +105,23 @@ impl V2Route {
     }
 }
 
+impl V2Route {
+    /// The methods the endpoint answers, for the `Allow` header a 405 must
+    /// carry (RFC 9110 §15.5.6). `DELETE` only while deletion is enabled.
+    pub fn allowed_methods(&self, delete_enabled: bool) -> &'static str {
+        match (self, delete_enabled) {
+            (V2Route::Base, _) => "GET, HEAD",
+            (V2Route::Catalog | V2Route::Tags { .. } | V2Route::Referrers { .. }, _) => "GET",
+            (V2Route::Blob { .. }, true) => "GET, HEAD, DELETE",
+            (V2Route::Blob { .. }, false) => "GET, HEAD",
+            (V2Route::Uploads { .. }, _) => "POST",
+            (V2Route::Upload { .. }, _) => "GET, PATCH, PUT, DELETE",
+            (V2Route::Manifest { .. }, true) => "GET, HEAD, PUT, DELETE",
+            (V2Route::Manifest { .. }, false) => "GET, HEAD, PUT",
+        }
+    }
+}
+
 /// Validates the name first, so a bad name is reported before a bad digest.
 fn parse_digest(name: &str, digest: &str) -> Result<Digest, ApiError> {
     name.parse::<RepoName>()?;

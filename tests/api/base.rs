@@ -85,6 +85,43 @@ async fn missing_root_is_created_on_start() {
 }
 
 #[tokio::test]
+async fn a_method_an_endpoint_does_not_answer_is_405_with_the_methods_it_does() {
+    let server = TestServer::start().await;
+    let image = server.push_image("repo", "v1", 60).await;
+    let location = server.start_upload("repo").await;
+    let blob = format!("/v2/repo/blobs/{}", sha256_digest(&image.layer));
+    for (method, path, allow) in [
+        ("POST", "/v2/".to_owned(), "GET, HEAD"),
+        ("OPTIONS", "/v2/".to_owned(), "GET, HEAD"),
+        ("DELETE", "/v2/_catalog".to_owned(), "GET"),
+        ("POST", "/v2/repo/tags/list".to_owned(), "GET"),
+        ("PUT", format!("/v2/repo/referrers/{}", image.digest), "GET"),
+        ("PUT", blob, "GET, HEAD, DELETE"),
+        ("GET", "/v2/repo/blobs/uploads/".to_owned(), "POST"),
+        ("POST", location, "GET, PATCH, PUT, DELETE"),
+        (
+            "POST",
+            "/v2/repo/manifests/v1".to_owned(),
+            "GET, HEAD, PUT, DELETE",
+        ),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = server
+            .client
+            .request(method.clone(), server.location_url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&resp, "allow").as_deref(),
+            Some(allow),
+            "{method} {path}"
+        );
+        assert_oci_error(resp, 405, "UNSUPPORTED").await;
+    }
+}
+
+#[tokio::test]
 async fn settings_are_read_from_artispace_environment_variables() {
     let server = TestServer::start_configured(ServerConfig {
         root_via_env: true,
@@ -98,6 +135,7 @@ async fn settings_are_read_from_artispace_environment_variables() {
         "ARTISPACE_ROOT was not used as the root"
     );
     let resp = server.delete(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(header(&resp, "allow").as_deref(), Some("GET, HEAD"));
     assert_oci_error(resp, 405, "UNSUPPORTED").await;
 }
 

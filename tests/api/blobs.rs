@@ -375,6 +375,7 @@ async fn blob_delete_when_disabled_is_405_unsupported() {
     let data = b"undeletable";
     let digest = server.push_blob("repo", data).await;
     let resp = server.delete(&format!("/v2/repo/blobs/{digest}")).await;
+    assert_eq!(header(&resp, "allow").as_deref(), Some("GET, HEAD"));
     assert_oci_error(resp, 405, "UNSUPPORTED").await;
     let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
     assert_eq!(resp.status(), 200);

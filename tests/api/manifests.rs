@@ -764,8 +764,10 @@ async fn manifest_delete_when_disabled_is_405_unsupported() {
     let resp = server
         .delete(&format!("/v2/repo/manifests/{}", image.digest))
         .await;
+    assert_eq!(header(&resp, "allow").as_deref(), Some("GET, HEAD, PUT"));
     assert_oci_error(resp, 405, "UNSUPPORTED").await;
     let resp = server.delete("/v2/repo/manifests/v1").await;
+    assert_eq!(header(&resp, "allow").as_deref(), Some("GET, HEAD, PUT"));
     assert_oci_error(resp, 405, "UNSUPPORTED").await;
     let resp = server.get("/v2/repo/manifests/v1").await;
     assert_manifest_response(resp, OCI_MANIFEST, &image.manifest).await;
