@@ -8,6 +8,7 @@ use serde_json::json;
 use super::exit;
 use super::output::{human_bytes, CommonArgs, Output};
 use super::store::{ago, finish, format_millis, open_store, Failure};
+use crate::oci::media_types as mt;
 use crate::oci::{Reference, RepoName};
 use crate::registry::{ManifestDescription, Registry, RegistryConfig};
 
@@ -215,14 +216,31 @@ fn print_description(output: &Output, d: &ManifestDescription) {
         }
         println!("{table}");
     }
-    if !d.manifests.is_empty() {
+    // An index's entries are manifests, or blobs (a BuildKit cache's
+    // layers and cache config), each kind in its own table.
+    let (manifests, blobs): (Vec<_>, Vec<_>) = d
+        .manifests
+        .iter()
+        .partition(|m| mt::is_manifest(mt::essence(&m.media_type)));
+    if !manifests.is_empty() {
         let mut table = output.table(["platform", "manifest", "size", "media type"]);
-        for m in &d.manifests {
+        for m in manifests {
             table.add_row(vec![
                 m.platform.clone().unwrap_or_else(|| "-".into()),
                 m.digest.clone(),
                 human_bytes(m.size),
                 m.media_type.clone(),
+            ]);
+        }
+        println!("{table}");
+    }
+    if !blobs.is_empty() {
+        let mut table = output.table(["blob", "size", "media type"]);
+        for b in blobs {
+            table.add_row(vec![
+                b.digest.clone(),
+                human_bytes(b.size),
+                b.media_type.clone(),
             ]);
         }
         println!("{table}");

@@ -1,5 +1,6 @@
 use super::artispace;
-use crate::common::{TestServer, OCI_MANIFEST};
+use crate::common::{TestServer, OCI_INDEX, OCI_MANIFEST};
+use crate::manifests::buildkit_cache_index;
 
 #[tokio::test]
 async fn inspect_without_argument_lists_repositories() {
@@ -111,4 +112,38 @@ async fn admin_commands_on_a_missing_store_exit_2() {
         !empty.path().join("artispace.db").exists(),
         "an admin command must not create a store"
     );
+}
+
+#[tokio::test]
+async fn inspect_lists_the_blobs_of_a_buildkit_cache_apart_from_manifests() {
+    let server = TestServer::start().await;
+    let index = buildkit_cache_index(&server, "app", OCI_INDEX, None).await;
+    server
+        .push_manifest("app", "cache", OCI_INDEX, &index)
+        .await;
+    let run = artispace(server.root(), &["inspect", "app:cache"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let header_of = |digest: &str| {
+        let mut header = None;
+        for line in run.stdout.lines() {
+            if line.contains(" media type ") {
+                header = Some(line.to_owned());
+            }
+            if line.contains(digest) {
+                return header.clone();
+            }
+        }
+        None
+    };
+    let parsed: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    for entry in parsed["manifests"].as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        let header =
+            header_of(digest).unwrap_or_else(|| panic!("{digest} not listed:\n{}", run.stdout));
+        assert!(
+            header.contains("blob") && !header.contains("manifest"),
+            "{digest} listed under {header:?}:\n{}",
+            run.stdout
+        );
+    }
 }

@@ -1,10 +1,13 @@
 //! `artispace push SOURCE REPO:TAG` into the local store, while `serve` runs
 //! on the same root, read back through `serve`.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::*;
-use crate::common::{header, sha256_digest, TestServer, DOCKER_CONFIG, DOCKER_MANIFEST, OCI_INDEX};
+use crate::common::{
+    descriptor, header, image_index, json_bytes, sha256_digest, TestServer, DOCKER_CONFIG,
+    DOCKER_MANIFEST, OCI_INDEX,
+};
 
 /// Asserts that `serve` returns exactly `content` for every blob and the
 /// manifest of `image` in `repo`.
@@ -424,4 +427,45 @@ async fn a_layout_of_several_images_is_pushed_whole_under_its_index() {
     assert_served(&server, "several/app", &two.digest, &two).await;
     let resp = server.get("/v2/several/app/manifests/v1").await;
     assert_eq!(resp.bytes().await.unwrap(), index);
+}
+
+#[tokio::test]
+async fn a_buildkit_cache_layout_pushes_its_index_of_blobs() {
+    // `docker buildx build --cache-to type=local,dest=DIR` writes an OCI
+    // layout whose index lists the cache's layers and its cache config.
+    let server = TestServer::start().await;
+    let (_keep, work) = work_dir();
+    let layout = work.join("cache");
+    let layers = [layer_tar(41, 5_000), layer_tar(42, 7_000)];
+    let cache_config = json_bytes(&json!({"layers": [], "records": []}));
+    let mut entries: Vec<Value> = layers
+        .iter()
+        .map(|l| descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l))
+        .collect();
+    entries.push(descriptor(
+        "application/vnd.buildkit.cacheconfig.v0",
+        &cache_config,
+    ));
+    let index = json_bytes(&image_index(entries));
+    for blob in layers.iter().chain([&cache_config, &index]) {
+        write_blob(&layout, blob);
+    }
+    let mut entry = descriptor(OCI_INDEX, &index);
+    entry["annotations"] = json!({ REF_NAME: "cache" });
+    write_index(&layout, vec![entry]);
+
+    let report = local_push(&server, &layout, "app:cache", &[]);
+    assert_eq!(report["digest"], sha256_digest(&index).as_str());
+    assert_eq!(statuses(&report, "blobs"), ["pushed"; 3]);
+    assert_eq!(statuses(&report, "manifests"), ["pushed"]);
+
+    let resp = server.get("/v2/app/manifests/cache").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), index);
+    for blob in layers.iter().chain([&cache_config]) {
+        let digest = sha256_digest(blob);
+        let resp = server.get(&format!("/v2/app/blobs/{digest}")).await;
+        assert_eq!(resp.status(), 200, "{digest}");
+        assert_eq!(resp.bytes().await.unwrap(), blob.as_slice());
+    }
 }

@@ -175,6 +175,16 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Whether an index entry names a manifest. Other entries (BuildKit's
+    /// cache puts layers and a cache config in an index) are blobs of the
+    /// index, as the registry takes them; an entry without a media type is
+    /// taken for a manifest.
+    fn names_a_manifest(&self) -> bool {
+        self.media_type
+            .as_deref()
+            .is_none_or(|m| mt::is_manifest(mt::essence(m)))
+    }
+
     fn digest(&self) -> Result<Digest, SourceError> {
         self.digest
             .parse()
@@ -403,6 +413,13 @@ fn collect(
     let body = parse_body(&manifest)?;
     if let Some(children) = &body.manifests {
         for child in children {
+            if !child.names_a_manifest() {
+                let blob = catalog.blob(child, "a blob of an index")?;
+                if seen.insert(blob.digest.clone()) {
+                    set.blobs.push(blob);
+                }
+                continue;
+            }
             let child = catalog.manifest(child)?;
             collect(catalog, child, set, seen, depth + 1)?;
         }

@@ -71,7 +71,7 @@ pub(super) fn pick_platform(
     let body = parse_body(&root)?;
     let children = body.manifests.unwrap_or_default();
     let mut available = Vec::new();
-    for child in &children {
+    for child in children.iter().filter(|c| c.names_a_manifest()) {
         let platform = match &child.platform {
             Some(p) => Some(p.clone()),
             None => {
