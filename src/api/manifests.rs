@@ -10,7 +10,6 @@ use super::conditional::{self, Precondition};
 use super::error::ApiError;
 use super::reply::{Reply, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
 use super::AppState;
-use crate::metadata::StoredManifest;
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::oci::{Reference, RepoName};
 use crate::registry::RegistryError;
@@ -80,13 +79,16 @@ async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Ap
     Ok(content.freeze())
 }
 
-/// The reply to a GET (`with_body`) or HEAD of `manifest`, or the error or
-/// 304 its preconditions decide.
-fn manifest_reply(
-    manifest: StoredManifest,
+/// `GET` (`with_body`) or `HEAD`: the manifest, or the 304 or 412 its
+/// preconditions decide.
+pub async fn get(
+    state: AppState,
+    repo: RepoName,
+    reference: Reference,
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Reply, ApiError> {
+    let manifest = state.registry.manifest(&repo, &reference).await?;
     let validators = |status| {
         Reply::new(status)
             .header(DOCKER_CONTENT_DIGEST, &manifest.digest)
@@ -105,26 +107,6 @@ fn manifest_reply(
             })
         }
     }
-}
-
-pub async fn head(
-    state: AppState,
-    repo: RepoName,
-    reference: Reference,
-    headers: &HeaderMap,
-) -> Result<Reply, ApiError> {
-    let manifest = state.registry.manifest(&repo, &reference).await?;
-    manifest_reply(manifest, headers, false)
-}
-
-pub async fn get(
-    state: AppState,
-    repo: RepoName,
-    reference: Reference,
-    headers: &HeaderMap,
-) -> Result<Reply, ApiError> {
-    let manifest = state.registry.manifest(&repo, &reference).await?;
-    manifest_reply(manifest, headers, true)
 }
 
 pub async fn delete(

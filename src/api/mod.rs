@@ -181,11 +181,8 @@ async fn v2(
         (V2Route::Manifest { repo, reference }, Method::PUT) => {
             manifests::put(state, repo, reference, &headers, body).await?
         }
-        (V2Route::Manifest { repo, reference }, Method::GET) => {
-            manifests::get(state, repo, reference, &headers).await?
-        }
-        (V2Route::Manifest { repo, reference }, Method::HEAD) => {
-            manifests::head(state, repo, reference, &headers).await?
+        (V2Route::Manifest { repo, reference }, method @ (Method::GET | Method::HEAD)) => {
+            manifests::get(state, repo, reference, &headers, method == Method::GET).await?
         }
         (V2Route::Manifest { repo, reference }, Method::DELETE) => {
             manifests::delete(state, repo, reference)
