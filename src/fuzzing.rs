@@ -113,15 +113,80 @@ pub fn pattern(data: &[u8]) {
     }
 }
 
+/// The request headers a blob or manifest GET reads: `Range` against a
+/// blob size picked by the first byte, and the same text as each
+/// conditional header.
+pub fn headers(data: &[u8]) {
+    use crate::api::byte_ranges::{self, RangeRequest};
+    use crate::api::conditional::{self, Precondition};
+    use axum::http::header::{IF_MATCH, IF_NONE_MATCH, IF_RANGE};
+    use axum::http::{HeaderMap, HeaderValue};
+
+    const SIZES: [u64; 6] = [0, 1, 10, 100, 4096, u64::MAX];
+    let Some((&selector, text)) = data.split_first() else {
+        return;
+    };
+    let size = SIZES[usize::from(selector) % SIZES.len()];
+    let text = String::from_utf8_lossy(text);
+    match byte_ranges::parse(&text, size) {
+        Ok(RangeRequest::Whole) => {}
+        Ok(RangeRequest::One(r)) => {
+            assert!(r.first <= r.last && r.last < size, "{text:?}: {r:?}");
+        }
+        Ok(RangeRequest::Several(ranges)) => {
+            assert!(!ranges.is_empty() && ranges.len() <= 1024, "{text:?}");
+            let mut total = 0u64;
+            for r in &ranges {
+                assert!(r.first <= r.last && r.last < size, "{text:?}: {r:?}");
+                total += r.byte_count();
+            }
+            assert!(
+                total <= size,
+                "{text:?}: the parts ask for more than the blob"
+            );
+        }
+        // Unsatisfiable (416): only ever for byte ranges.
+        Err(_) => assert!(
+            text.trim().to_ascii_lowercase().starts_with("bytes="),
+            "{text:?}"
+        ),
+    }
+    let Ok(value) = HeaderValue::from_str(&text) else {
+        return;
+    };
+    let digest = Digest::sha256_of(data);
+    for name in [IF_MATCH, IF_NONE_MATCH, IF_RANGE] {
+        let mut headers = HeaderMap::new();
+        headers.insert(name.clone(), value.clone());
+        let decided = conditional::evaluate(&headers, &digest);
+        if name == IF_RANGE {
+            assert!(matches!(decided, Precondition::Send { .. }));
+        }
+        if name == IF_NONE_MATCH && text.trim_matches([' ', '\t']) == "*" {
+            assert_eq!(decided, Precondition::NotModified);
+        }
+    }
+    // The current tag, quoted, is always recognised.
+    let mut headers = HeaderMap::new();
+    if let Ok(current) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+        headers.insert(IF_NONE_MATCH, current);
+        assert_eq!(
+            conditional::evaluate(&headers, &digest),
+            Precondition::NotModified
+        );
+    }
+}
+
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every entry point by the name of its fuzz target (and corpus folder).
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("names", names),
     ("route", route),
     ("manifest", manifest),
     ("pattern", pattern),
+    ("headers", headers),
 ];
 
 #[cfg(test)]

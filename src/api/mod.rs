@@ -11,8 +11,8 @@
 
 pub mod auth;
 mod blobs;
-mod byte_ranges;
-mod conditional;
+pub(crate) mod byte_ranges;
+pub(crate) mod conditional;
 pub mod error;
 mod limits;
 mod listing;
