@@ -211,7 +211,11 @@ fn byteranges_parts(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-async fn assert_byteranges(resp: reqwest::Response, data: &[u8], expected: &[(usize, usize)]) {
+pub(crate) async fn assert_byteranges(
+    resp: reqwest::Response,
+    data: &[u8],
+    expected: &[(usize, usize)],
+) {
     assert_eq!(resp.status(), 206);
     let content_type = header(&resp, "content-type").unwrap();
     let length: usize = header(&resp, "content-length").unwrap().parse().unwrap();

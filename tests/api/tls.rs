@@ -126,6 +126,14 @@ async fn https_with_a_certificate_made_in_the_test() {
     let layer = sha256_digest(&image.layer);
     let resp = server.get(&format!("/v2/tls/app/blobs/{layer}")).await;
     assert_eq!(resp.bytes().await.unwrap(), image.layer);
+    let resp = server
+        .client
+        .get(server.url(&format!("/v2/tls/app/blobs/{layer}")))
+        .header("range", "bytes=100-199,0-9")
+        .send()
+        .await
+        .unwrap();
+    crate::blobs::assert_byteranges(resp, &image.layer, &[(100, 199), (0, 9)]).await;
 
     for version in [Version::TLS_1_2, Version::TLS_1_3] {
         let client = client_trusting(&pki.ca_pem, Some(version));
