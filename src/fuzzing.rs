@@ -119,6 +119,7 @@ pub fn pattern(data: &[u8]) {
 pub fn headers(data: &[u8]) {
     use crate::api::byte_ranges::{self, RangeRequest};
     use crate::api::conditional::{self, Precondition};
+    use crate::registry::WriteCondition;
     use axum::http::header::{IF_MATCH, IF_NONE_MATCH, IF_RANGE};
     use axum::http::{HeaderMap, HeaderValue};
 
@@ -159,6 +160,18 @@ pub fn headers(data: &[u8]) {
         let mut headers = HeaderMap::new();
         headers.insert(name.clone(), value.clone());
         let decided = conditional::evaluate(&headers, &digest);
+        if let Some(condition) = conditional::PutCondition::read(&headers) {
+            // Whatever the field says: If-None-Match never refuses a
+            // reference that names nothing yet, If-Match never accepts one.
+            condition.holds(Some(&digest));
+            let absent = condition.holds(None);
+            if name == IF_NONE_MATCH {
+                assert!(absent, "{text:?}: If-None-Match refused a new reference");
+            }
+            if name == IF_MATCH {
+                assert!(!absent, "{text:?}: If-Match held for a missing reference");
+            }
+        }
         if name == IF_RANGE {
             assert!(matches!(decided, Precondition::Send { .. }));
         }

@@ -1,4 +1,5 @@
-//! Conditional GET and HEAD of blobs and manifests (RFC 9110 §13).
+//! Conditional requests (RFC 9110 §13): GET and HEAD of blobs and
+//! manifests, and manifest PUT.
 //!
 //! Both carry the quoted digest as their entity tag: a strong validator,
 //! the same for a digest forever and changing with the manifest a tag
@@ -7,6 +8,8 @@
 //! are unchanged, a resumed download sends `If-Range` and gets the rest
 //! only if it is still the same content, and `If-Match` makes a read fail
 //! with 412 instead of returning other content than the one asked for.
+//! On a manifest PUT the same fields make a write conditional on what the
+//! tag names at that moment ([`PutCondition`]).
 //! There is no modification date (`Last-Modified` is never sent), so the
 //! date forms (`If-Modified-Since`, `If-Unmodified-Since`, a date in
 //! `If-Range`) can never be shown true, and are treated as RFC 9110 says
@@ -16,6 +19,7 @@ use axum::http::header::{IF_MATCH, IF_NONE_MATCH, IF_RANGE};
 use axum::http::{HeaderMap, HeaderName};
 
 use crate::oci::Digest;
+use crate::registry::WriteCondition;
 
 /// What the preconditions of a GET or HEAD decide, in RFC 9110 §13.2.2's
 /// order, for a representation that exists and whose entity tag is its
@@ -34,16 +38,50 @@ pub enum Precondition {
 /// Evaluates `If-Match`, `If-None-Match` and `If-Range` against `digest`.
 /// A header that breaks the entity-tag grammar is ignored, as if absent.
 pub fn evaluate(headers: &HeaderMap, digest: &Digest) -> Precondition {
-    if let Some(matched) = any_tag_matches(headers, IF_MATCH, digest, Comparison::Strong) {
-        if !matched {
+    if let Some(if_match) = Field::read(headers, IF_MATCH) {
+        if !if_match.matches(Some(digest), Comparison::Strong) {
             return Precondition::Failed;
         }
     }
-    if any_tag_matches(headers, IF_NONE_MATCH, digest, Comparison::Weak) == Some(true) {
-        return Precondition::NotModified;
+    if let Some(if_none_match) = Field::read(headers, IF_NONE_MATCH) {
+        if if_none_match.matches(Some(digest), Comparison::Weak) {
+            return Precondition::NotModified;
+        }
     }
     Precondition::Send {
         range_allowed: if_range_holds(headers, digest),
+    }
+}
+
+/// The `If-Match` and `If-None-Match` of a manifest PUT. The store checks
+/// them against what the reference names in the transaction that writes
+/// it: `If-Match: "<digest>"` moves a tag only if it still names that
+/// manifest, `If-None-Match: *` creates a tag only if it does not exist.
+/// Either failing is 412 and nothing is written.
+#[derive(Debug)]
+pub struct PutCondition {
+    if_match: Option<Field>,
+    if_none_match: Option<Field>,
+}
+
+impl PutCondition {
+    /// `None` when the request has neither field (or only malformed ones).
+    pub fn read(headers: &HeaderMap) -> Option<PutCondition> {
+        let condition = PutCondition {
+            if_match: Field::read(headers, IF_MATCH),
+            if_none_match: Field::read(headers, IF_NONE_MATCH),
+        };
+        (condition.if_match.is_some() || condition.if_none_match.is_some()).then_some(condition)
+    }
+}
+
+impl WriteCondition for PutCondition {
+    fn holds(&self, current: Option<&Digest>) -> bool {
+        let matched = |field: &Option<Field>, comparison| {
+            field.as_ref().map(|f| f.matches(current, comparison))
+        };
+        matched(&self.if_match, Comparison::Strong) != Some(false)
+            && matched(&self.if_none_match, Comparison::Weak) != Some(true)
     }
 }
 
@@ -55,34 +93,56 @@ enum Comparison {
     Weak,
 }
 
-/// Whether any entity tag listed in the `name` fields matches `digest`
-/// (`*` matches any existing representation). `None` when the field is
-/// absent or malformed.
-fn any_tag_matches(
-    headers: &HeaderMap,
-    name: HeaderName,
-    digest: &Digest,
-    comparison: Comparison,
-) -> Option<bool> {
-    let mut present = false;
-    let mut matched = false;
-    for value in headers.get_all(name) {
-        let value = value.to_str().ok()?.trim();
-        present = true;
-        if value == "*" {
-            matched = true;
-            continue;
+/// A conditional field as received: `*`, or a list of entity tags
+/// (`(weak, opaque)` each), gathered over all its lines.
+#[derive(Debug)]
+enum Field {
+    Any,
+    Tags(Vec<(bool, String)>),
+}
+
+impl Field {
+    /// `None` when the field is absent or breaks the grammar.
+    fn read(headers: &HeaderMap, name: HeaderName) -> Option<Field> {
+        let mut any = false;
+        let mut tags = Vec::new();
+        let mut present = false;
+        for value in headers.get_all(name) {
+            let value = value.to_str().ok()?.trim();
+            present = true;
+            if value == "*" {
+                any = true;
+                continue;
+            }
+            for tag in EntityTags::new(value) {
+                let (weak, opaque) = tag?;
+                tags.push((weak, opaque.to_owned()));
+            }
         }
-        for tag in EntityTags::new(value) {
-            let (weak, opaque) = tag?;
-            let comparable = match comparison {
-                Comparison::Strong => !weak,
-                Comparison::Weak => true,
-            };
-            matched |= comparable && names(opaque, digest);
+        match (present, any) {
+            (false, _) => None,
+            (true, true) => Some(Field::Any),
+            (true, false) => Some(Field::Tags(tags)),
         }
     }
-    present.then_some(matched)
+
+    /// Whether the field matches `current` (`*` matches any existing
+    /// representation; nothing matches when there is none).
+    fn matches(&self, current: Option<&Digest>, comparison: Comparison) -> bool {
+        let Some(current) = current else {
+            return false;
+        };
+        match self {
+            Field::Any => true,
+            Field::Tags(tags) => tags.iter().any(|(weak, opaque)| {
+                let comparable = match comparison {
+                    Comparison::Strong => !weak,
+                    Comparison::Weak => true,
+                };
+                comparable && names(opaque, current)
+            }),
+        }
+    }
 }
 
 /// `If-Range` holds when it is absent or names this content with a strong
@@ -257,6 +317,45 @@ mod tests {
             decide(&[(IF_RANGE, "Wed, 21 Oct 2015 07:28:00 GMT")]),
             SEND_WHOLE
         );
+    }
+
+    fn put_condition(fields: &[(HeaderName, &str)]) -> Option<PutCondition> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            headers.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        PutCondition::read(&headers)
+    }
+
+    #[test]
+    fn put_conditions_follow_what_the_reference_names() {
+        let (digest, other) = (DIGEST.parse::<Digest>().unwrap(), OTHER.parse().unwrap());
+        assert!(put_condition(&[]).is_none());
+        assert!(put_condition(&[(IF_MATCH, "unquoted")]).is_none());
+
+        let create_only = put_condition(&[(IF_NONE_MATCH, "*")]).unwrap();
+        assert!(create_only.holds(None));
+        assert!(!create_only.holds(Some(&digest)));
+
+        let must_exist = put_condition(&[(IF_MATCH, "*")]).unwrap();
+        assert!(!must_exist.holds(None));
+        assert!(must_exist.holds(Some(&digest)));
+
+        let current = format!("\"{DIGEST}\"");
+        let still = put_condition(&[(IF_MATCH, &current)]).unwrap();
+        assert!(still.holds(Some(&digest)));
+        assert!(!still.holds(Some(&other)));
+        assert!(!still.holds(None));
+        // If-Match compares strongly.
+        let weak = format!("W/{current}");
+        assert!(!put_condition(&[(IF_MATCH, &weak)])
+            .unwrap()
+            .holds(Some(&digest)));
+
+        let not_that = put_condition(&[(IF_NONE_MATCH, &weak)]).unwrap();
+        assert!(!not_that.holds(Some(&digest)));
+        assert!(not_that.holds(Some(&other)));
+        assert!(not_that.holds(None));
     }
 
     #[test]

@@ -206,6 +206,9 @@ impl From<RegistryError> for ApiError {
             R::ManifestUnknown(_) => ApiError::new(ErrorCode::ManifestUnknown, message),
             R::RangeNotSatisfiable { size } => ApiError::new(ErrorCode::RangeInvalid, message)
                 .with_header(CONTENT_RANGE, format!("bytes */{size}")),
+            R::PreconditionFailed { current } => ApiError::new(ErrorCode::Unknown, message)
+                .with_status(StatusCode::PRECONDITION_FAILED)
+                .with_detail(json!({ "current": current })),
             R::DeleteDisabled => ApiError::new(ErrorCode::Unsupported, message),
             R::BodyRead(_) => ApiError::new(ErrorCode::BlobUploadInvalid, message),
             R::Storage(StorageError::Full(_)) => {

@@ -12,7 +12,7 @@ use super::reply::{Reply, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
 use super::AppState;
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::oci::{Reference, RepoName};
-use crate::registry::RegistryError;
+use crate::registry::{RegistryError, WriteCondition};
 
 pub async fn put(
     state: AppState,
@@ -25,10 +25,12 @@ pub async fn put(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let condition =
+        conditional::PutCondition::read(headers).map(|c| Box::new(c) as Box<dyn WriteCondition>);
     let content = read_manifest_body(headers, body).await?;
     let pushed = state
         .registry
-        .put_manifest(&repo, &reference, content_type, content)
+        .put_manifest(&repo, &reference, content_type, content, condition)
         .await?;
     let mut reply = Reply::new(StatusCode::CREATED)
         .header(LOCATION, format!("/v2/{repo}/manifests/{}", pushed.digest))

@@ -6,7 +6,7 @@ use std::cell::Cell;
 
 use uuid::Uuid;
 
-use super::{BlobState, GcPolicy, MetadataError, MetadataStore, NewManifest};
+use super::{BlobState, GcPolicy, MetadataError, MetadataStore, NewManifest, WriteCondition};
 use crate::oci::manifest::parse;
 use crate::oci::{Digest, RepoName, Tag};
 
@@ -78,6 +78,7 @@ fn put(
         parsed: &parsed,
         content,
         tag: tag.as_ref(),
+        condition: None,
     })?;
     Ok(digest)
 }
@@ -309,8 +310,89 @@ pub fn gc_marks_only_what_nothing_holds_and_a_push_revives_it(store: &dyn Metada
 type Check = (&'static str, fn(&dyn MetadataStore));
 
 /// Runs the whole suite against stores made by `new_store` (a fresh one per check).
+/// A condition that holds only when the reference names `expected`, and
+/// records what it was shown.
+struct Names {
+    expected: Option<Digest>,
+    shown: std::sync::Mutex<Vec<Option<Digest>>>,
+}
+
+impl WriteCondition for Names {
+    fn holds(&self, current: Option<&Digest>) -> bool {
+        self.shown.lock().unwrap().push(current.cloned());
+        current == self.expected.as_ref()
+    }
+}
+
+fn put_if(
+    store: &dyn MetadataStore,
+    content: &[u8],
+    tag_name: Option<&str>,
+    expected: Option<&Digest>,
+) -> (Result<(), MetadataError>, Vec<Option<Digest>>) {
+    let parsed = parse(content, None).unwrap();
+    let digest = Digest::sha256_of(content);
+    let tag = tag_name.map(tag);
+    let condition = Names {
+        expected: expected.cloned(),
+        shown: Default::default(),
+    };
+    let outcome = store.put_manifest(NewManifest {
+        repo: &repo("app"),
+        digest: &digest,
+        parsed: &parsed,
+        content,
+        tag: tag.as_ref(),
+        condition: Some(&condition),
+    });
+    (outcome, condition.shown.into_inner().unwrap())
+}
+
+pub fn a_conditional_write_sees_what_the_reference_names_and_writes_nothing_when_refused(
+    store: &dyn MetadataStore,
+) {
+    let (config, _) = push_blob(store, "app", b"c");
+    let (layer, _) = push_blob(store, "app", b"l");
+    let (other_layer, _) = push_blob(store, "app", b"m");
+    let first = image_manifest(&config, &layer, None);
+    let second = image_manifest(&config, &other_layer, None);
+    let first_digest = Digest::sha256_of(&first);
+    let second_digest = Digest::sha256_of(&second);
+
+    // A new tag: the condition is shown nothing.
+    let (outcome, shown) = put_if(store, &first, Some("v1"), None);
+    assert!(outcome.is_ok());
+    assert_eq!(shown, [None]);
+    // The tag now names the first manifest: a write expecting nothing is
+    // refused, says what is there, and stores nothing of the second.
+    let (outcome, shown) = put_if(store, &second, Some("v1"), None);
+    assert!(
+        matches!(&outcome, Err(MetadataError::ConditionFailed { current: Some(d) }) if *d == first_digest),
+        "{outcome:?}"
+    );
+    assert_eq!(shown, [Some(first_digest.clone())]);
+    let tagged = store.manifest_by_tag(&repo("app"), &tag("v1")).unwrap();
+    assert_eq!(tagged.map(|m| m.digest), Some(first_digest.clone()));
+    assert!(store
+        .manifest_by_digest(&repo("app"), &second_digest)
+        .unwrap()
+        .is_none());
+    // Expecting the first: the tag moves.
+    let (outcome, _) = put_if(store, &second, Some("v1"), Some(&first_digest));
+    assert!(outcome.is_ok());
+    let tagged = store.manifest_by_tag(&repo("app"), &tag("v1")).unwrap();
+    assert_eq!(tagged.map(|m| m.digest), Some(second_digest.clone()));
+    // By digest: the condition is shown the digest once it is stored.
+    let (_, shown) = put_if(store, &first, None, Some(&first_digest));
+    assert_eq!(shown, [Some(first_digest)]);
+}
+
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn MetadataStore>) {
-    let checks: [Check; 8] = [
+    let checks: [Check; 9] = [
+        (
+            "a_conditional_write_sees_what_the_reference_names_and_writes_nothing_when_refused",
+            a_conditional_write_sees_what_the_reference_names_and_writes_nothing_when_refused,
+        ),
         (
             "blobs_are_stored_once_and_linked_per_repository",
             blobs_are_stored_once_and_linked_per_repository,

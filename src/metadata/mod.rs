@@ -30,6 +30,9 @@ pub enum MetadataError {
     MissingBlob(Digest),
     #[error("manifest {0} is not in this repository")]
     MissingChild(Digest),
+    /// The write's condition did not hold for what the reference names now.
+    #[error("the condition on the write does not hold")]
+    ConditionFailed { current: Option<Digest> },
     #[error("the store was written by a newer artispace (schema version {found}, this build knows {known}); upgrade artispace")]
     NewerSchema { found: i64, known: i64 },
     #[error("there is no user named {0:?}")]
@@ -172,6 +175,20 @@ pub struct NewManifest<'a> {
     pub parsed: &'a ParsedManifest,
     pub content: &'a [u8],
     pub tag: Option<&'a Tag>,
+    /// Checked in the write's own transaction, before anything is written.
+    pub condition: Option<&'a dyn WriteCondition>,
+}
+
+/// A condition on what a manifest's reference names before a write (HTTP's
+/// `If-Match` and `If-None-Match` on a manifest PUT). The store checks it in
+/// the same transaction as the write, so no other write comes between the
+/// check and the change: "move the tag only if it still names X", "create
+/// the tag only if it does not exist".
+pub trait WriteCondition: Send + Sync {
+    /// `current` is the digest of the manifest the tag names now or, for a
+    /// put by digest, that digest when the manifest is already in the
+    /// repository; `None` when the reference names nothing yet.
+    fn holds(&self, current: Option<&Digest>) -> bool;
 }
 
 /// One page of a sorted listing.

@@ -33,6 +33,8 @@ pub enum RegistryError {
     ManifestUnknown(String),
     #[error("requested range is not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    #[error("the condition of the request does not hold for what the reference names now")]
+    PreconditionFailed { current: Option<Digest> },
     #[error("deletion is disabled on this registry")]
     DeleteDisabled,
     #[error("request body could not be read: {0}")]
@@ -51,6 +53,9 @@ impl From<MetadataError> for RegistryError {
             MetadataError::MissingBlob(d) => RegistryError::ManifestBlobUnknown(d),
             MetadataError::MissingChild(d) => RegistryError::ManifestChildUnknown(d),
             MetadataError::Storage(e) => RegistryError::Storage(e),
+            MetadataError::ConditionFailed { current } => {
+                RegistryError::PreconditionFailed { current }
+            }
             other => RegistryError::Metadata(other),
         }
     }

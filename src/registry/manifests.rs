@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{blocking, Registry, RegistryError};
-use crate::metadata::{NewManifest, Page, StoredManifest};
+use crate::metadata::{NewManifest, Page, StoredManifest, WriteCondition};
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Descriptor, Digest, Reference, RepoName};
 
@@ -17,13 +17,15 @@ pub struct PushedManifest {
 
 impl Registry {
     /// Validates and stores a manifest under `reference` (a tag, or the
-    /// digest its bytes must have).
+    /// digest its bytes must have), if `condition` (when given) holds for
+    /// what the reference names at that moment.
     pub async fn put_manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<String>,
         content: Bytes,
+        condition: Option<Box<dyn WriteCondition>>,
     ) -> Result<PushedManifest, RegistryError> {
         if content.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::ManifestTooLarge);
@@ -52,6 +54,7 @@ impl Registry {
                 parsed: &parsed,
                 content: &content,
                 tag,
+                condition: condition.as_deref(),
             })?;
             Ok(PushedManifest {
                 digest,

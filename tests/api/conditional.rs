@@ -1,11 +1,14 @@
 //! Conditional GET and HEAD of blobs and manifests: `If-None-Match` (304
 //! while the content is the same), `If-Match` (412 when it is not) and
-//! `If-Range` (a range only of the same content). The entity tag is the
-//! quoted digest.
+//! `If-Range` (a range only of the same content); and conditional manifest
+//! PUT (`If-None-Match: *` creates only, `If-Match` moves a tag only from
+//! the manifest it names, atomically). The entity tag is the quoted digest.
 
 use reqwest::Response;
 
-use crate::common::{assert_oci_error, header, random_bytes, sha256_digest, TestServer};
+use crate::common::{
+    assert_oci_error, header, random_bytes, sha256_digest, Image, TestServer, OCI_MANIFEST,
+};
 
 async fn request(
     server: &TestServer,
@@ -223,4 +226,136 @@ async fn malformed_conditions_are_ignored() {
         assert_eq!(resp.status(), 200, "{name}");
         assert_eq!(resp.bytes().await.unwrap(), image.manifest);
     }
+}
+
+async fn put_if(
+    server: &TestServer,
+    reference: &str,
+    manifest: &[u8],
+    condition: (&str, &str),
+) -> Response {
+    server
+        .client
+        .put(server.url(&format!("/v2/repo/manifests/{reference}")))
+        .header("content-type", OCI_MANIFEST)
+        .header(condition.0, condition.1)
+        .body(manifest.to_vec())
+        .send()
+        .await
+        .expect("conditional PUT")
+}
+
+/// The digest `repo:reference` names now, if any.
+async fn tagged(server: &TestServer, reference: &str) -> Option<String> {
+    let resp = server
+        .head(&format!("/v2/repo/manifests/{reference}"))
+        .await;
+    header(&resp, "docker-content-digest")
+}
+
+/// Pushes the blobs of image `seed` without its manifest.
+async fn image_blobs(server: &TestServer, seed: u64) -> Image {
+    let image = Image::new(seed);
+    server.push_blob("repo", &image.config).await;
+    server.push_blob("repo", &image.layer).await;
+    image
+}
+
+#[tokio::test]
+async fn if_none_match_star_creates_a_tag_only_once() {
+    let server = TestServer::start().await;
+    let (first, second) = (
+        image_blobs(&server, 710).await,
+        image_blobs(&server, 711).await,
+    );
+    let resp = put_if(&server, "release", &first.manifest, ("if-none-match", "*")).await;
+    assert_eq!(resp.status(), 201);
+    let resp = put_if(&server, "release", &second.manifest, ("if-none-match", "*")).await;
+    assert_eq!(resp.status(), 412);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNKNOWN");
+    assert_eq!(
+        body["errors"][0]["detail"]["current"],
+        first.digest.as_str()
+    );
+    assert_eq!(tagged(&server, "release").await, Some(first.digest.clone()));
+    // Nothing of the refused manifest was stored.
+    let resp = server
+        .get(&format!("/v2/repo/manifests/{}", second.digest))
+        .await;
+    assert_oci_error(resp, 404, "MANIFEST_UNKNOWN").await;
+    // By digest: stored once.
+    let resp = put_if(
+        &server,
+        &second.digest,
+        &second.manifest,
+        ("if-none-match", "*"),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let resp = put_if(
+        &server,
+        &second.digest,
+        &second.manifest,
+        ("if-none-match", "*"),
+    )
+    .await;
+    assert_eq!(resp.status(), 412);
+}
+
+#[tokio::test]
+async fn if_match_moves_a_tag_only_from_the_manifest_it_names() {
+    let server = TestServer::start().await;
+    let first = server.push_image("repo", "latest", 712).await;
+    let second = image_blobs(&server, 713).await;
+    let third = image_blobs(&server, 714).await;
+    // A tag that does not exist matches nothing, not even *.
+    for condition in ["*", &quoted(&first.digest)] {
+        let resp = put_if(&server, "new", &second.manifest, ("if-match", condition)).await;
+        assert_eq!(resp.status(), 412, "If-Match: {condition}");
+    }
+    assert_eq!(tagged(&server, "new").await, None);
+
+    let current = quoted(&first.digest);
+    let resp = put_if(&server, "latest", &second.manifest, ("if-match", &current)).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(tagged(&server, "latest").await, Some(second.digest.clone()));
+    // The same condition again is stale now: refused, the tag stays.
+    let resp = put_if(&server, "latest", &third.manifest, ("if-match", &current)).await;
+    assert_eq!(resp.status(), 412);
+    assert_eq!(tagged(&server, "latest").await, Some(second.digest.clone()));
+}
+
+#[tokio::test]
+async fn of_writers_racing_from_the_same_manifest_exactly_one_moves_the_tag() {
+    let server = TestServer::start().await;
+    let base = server.push_image("repo", "latest", 715).await;
+    let mut candidates = Vec::new();
+    for seed in 716..724 {
+        candidates.push(image_blobs(&server, seed).await);
+    }
+    let current = quoted(&base.digest);
+    let puts = candidates
+        .iter()
+        .map(|image| put_if(&server, "latest", &image.manifest, ("if-match", &current)));
+    let statuses: Vec<u16> = futures_util::future::join_all(puts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 412).count(),
+        candidates.len() - 1,
+        "{statuses:?}"
+    );
+    let winner = statuses.iter().position(|&s| s == 201).unwrap();
+    assert_eq!(
+        tagged(&server, "latest").await,
+        Some(candidates[winner].digest.clone())
+    );
 }

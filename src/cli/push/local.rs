@@ -81,6 +81,7 @@ impl Target for LocalTarget {
                 reference,
                 Some(manifest.media_type.clone()),
                 manifest.bytes.clone(),
+                None,
             )
             .await
             .map(|_| ())

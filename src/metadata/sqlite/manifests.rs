@@ -35,6 +35,19 @@ pub(super) fn put(tx: &Transaction<'_>, m: NewManifest<'_>) -> Result<(), Metada
         None => None,
     };
     let repo_id = ensure_repository(tx, m.repo, now)?;
+    if let Some(condition) = m.condition {
+        let current = match m.tag {
+            Some(tag) => tagged_digest(tx, repo_id, tag)?,
+            None => tx
+                .prepare_cached("SELECT 1 FROM manifests WHERE repository_id = ?1 AND digest = ?2")
+                .and_then(|mut stmt| stmt.exists(params![repo_id, m.digest.to_string()]))
+                .map_err(db)?
+                .then(|| m.digest.clone()),
+        };
+        if !condition.holds(current.as_ref()) {
+            return Err(MetadataError::ConditionFailed { current });
+        }
+    }
     for blob in &m.parsed.blobs {
         if !is_linked_and_present(tx, repo_id, blob)? {
             return Err(MetadataError::MissingBlob(blob.clone()));
@@ -99,6 +112,30 @@ pub(super) fn put(tx: &Transaction<'_>, m: NewManifest<'_>) -> Result<(), Metada
         .map_err(db)?;
     }
     Ok(())
+}
+
+/// The digest of the manifest `tag` names in the repository, if any.
+fn tagged_digest(
+    tx: &Transaction<'_>,
+    repo_id: i64,
+    tag: &Tag,
+) -> Result<Option<Digest>, MetadataError> {
+    let digest: Option<String> = tx
+        .prepare_cached(
+            "SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+             WHERE t.repository_id = ?1 AND t.name = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![repo_id, tag.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db)?;
+    digest
+        .map(|d| {
+            d.parse()
+                .map_err(|e| MetadataError::Database(format!("stored digest {d:?}: {e}")))
+        })
+        .transpose()
 }
 
 pub(super) fn by_tag(
