@@ -1,7 +1,7 @@
 //! Conditional requests (RFC 9110 §13): GET and HEAD of blobs and
 //! manifests, and manifest PUT.
 //!
-//! Both carry the quoted digest as their entity tag: a strong validator,
+//! Blobs and manifests carry the quoted digest as their entity tag: a strong validator,
 //! the same for a digest forever and changing with the manifest a tag
 //! names. So a cache in front of the registry (or a client polling a tag)
 //! revalidates with `If-None-Match` and gets a bodiless 304 while the bytes

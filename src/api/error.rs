@@ -108,12 +108,13 @@ impl ApiError {
         }
     }
 
-    /// A GET or HEAD whose `If-Match` names other content than `current`.
-    /// The spec has no code for it; the status says it all.
+    /// A GET or HEAD whose `If-Match` names other content than `current`:
+    /// the same 412 as a manifest PUT whose condition fails.
     pub fn precondition_failed(current: &crate::oci::Digest) -> ApiError {
-        ApiError::new(ErrorCode::Unknown, "the content does not match If-Match")
-            .with_status(StatusCode::PRECONDITION_FAILED)
-            .with_detail(json!({ "current": current }))
+        RegistryError::PreconditionFailed {
+            current: Some(current.clone()),
+        }
+        .into()
     }
 
     pub fn with_status(mut self, status: StatusCode) -> ApiError {
@@ -206,6 +207,7 @@ impl From<RegistryError> for ApiError {
             R::ManifestUnknown(_) => ApiError::new(ErrorCode::ManifestUnknown, message),
             R::RangeNotSatisfiable { size } => ApiError::new(ErrorCode::RangeInvalid, message)
                 .with_header(CONTENT_RANGE, format!("bytes */{size}")),
+            // The spec has no code for it; the status says it all.
             R::PreconditionFailed { current } => ApiError::new(ErrorCode::Unknown, message)
                 .with_status(StatusCode::PRECONDITION_FAILED)
                 .with_detail(json!({ "current": current })),
