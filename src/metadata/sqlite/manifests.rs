@@ -130,12 +130,7 @@ fn tagged_digest(
                 .optional()
         })
         .map_err(db)?;
-    digest
-        .map(|d| {
-            d.parse()
-                .map_err(|e| MetadataError::Database(format!("stored digest {d:?}: {e}")))
-        })
-        .transpose()
+    digest.map(parse_digest).transpose()
 }
 
 pub(super) fn by_tag(
