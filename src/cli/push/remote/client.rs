@@ -264,8 +264,15 @@ impl RegistryClient {
         make: impl Fn() -> RequestBuilder,
     ) -> Result<Response, PushError> {
         let mut attempt = 0;
+        let mut resent_on_a_fresh_connection = false;
         loop {
             let outcome = make().send().await;
+            if let Err(e) = &outcome {
+                if is_stale_connection(e) && !resent_on_a_fresh_connection {
+                    resent_on_a_fresh_connection = true;
+                    continue;
+                }
+            }
             let retry = match &outcome {
                 Ok(response) => is_transient(response.status()),
                 Err(e) => !e.is_builder(),
@@ -282,6 +289,27 @@ impl RegistryClient {
             backoff(attempt).await;
         }
     }
+}
+
+/// Whether the request went out on a kept-alive connection that the server
+/// closed at that moment, before any answer (hyper's "connection closed
+/// before message completed"): a registry closes a connection after
+/// answering a request whose body it did not read (a 401 to a PATCH whose
+/// token expired), and the next request can race that close. Requests sent
+/// through [`RegistryClient::send`] may be repeated, so such a request goes
+/// again at once, once, and that is not one of the user's `--retries` (Go's
+/// HTTP client does the same for idempotent requests). A chunk (`PATCH`) is
+/// not resent this way: a cut in its middle looks the same, and its resume
+/// asks the registry where the session stands.
+fn is_stale_connection(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(error) = source {
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Server errors and throttling are worth another try; other answers are
@@ -378,6 +406,53 @@ fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn read_request_head(conn: &mut TcpStream) {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "request cut short");
+            head.push(byte[0]);
+        }
+    }
+
+    async fn answer_ok(conn: &mut TcpStream) {
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_the_server_closed_the_kept_connection_on_is_sent_again_without_a_retry() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // The first connection answers one request, then takes the next
+            // and closes without an answer; the second answers.
+            let (mut kept, _) = listener.accept().await.unwrap();
+            read_request_head(&mut kept).await;
+            answer_ok(&mut kept).await;
+            read_request_head(&mut kept).await;
+            drop(kept);
+            let (mut fresh, _) = listener.accept().await.unwrap();
+            read_request_head(&mut fresh).await;
+            answer_ok(&mut fresh).await;
+        });
+        let base = Url::parse(&format!("http://{addr}/")).unwrap();
+        let client = RegistryClient::new(base, None, 0).unwrap();
+        for _ in 0..2 {
+            let response = client
+                .send("probing", || client.http().get(client.url("/v2/").unwrap()))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(&response.bytes().await.unwrap()[..], b"{}");
+        }
+        server.await.unwrap();
+    }
 
     #[test]
     fn bearer_challenges_are_parsed() {
