@@ -462,6 +462,22 @@ async fn a_buildkit_cache_layout_pushes_its_index_of_blobs() {
     let resp = server.get("/v2/app/manifests/cache").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap(), index);
+    // A cache holds no image for any platform: said so, not a parse error.
+    let out = artispace(&[
+        "push",
+        "--root",
+        path_str(server.root()),
+        "--platform",
+        "linux/amd64",
+        path_str(&layout),
+        "app:amd64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("linux/amd64") && stderr.contains("no platform-specific images"),
+        "{stderr}"
+    );
     for blob in layers.iter().chain([&cache_config]) {
         let digest = sha256_digest(blob);
         let resp = server.get(&format!("/v2/app/blobs/{digest}")).await;
