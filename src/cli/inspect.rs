@@ -221,7 +221,7 @@ fn print_description(output: &Output, d: &ManifestDescription) {
     let (manifests, blobs): (Vec<_>, Vec<_>) = d
         .manifests
         .iter()
-        .partition(|m| mt::is_manifest(mt::essence(&m.media_type)));
+        .partition(|m| mt::is_manifest(&m.media_type));
     if !manifests.is_empty() {
         let mut table = output.table(["platform", "manifest", "size", "media type"]);
         for m in manifests {

@@ -260,7 +260,7 @@ fn collect_index_children(
         // Docker Hub and distribution take it, so any entry whose type is not
         // a manifest's is held to what an image's layers are: present in the
         // repository as a blob, and kept while the index is.
-        let entries = if mt::is_manifest(mt::essence(&media_type)) {
+        let entries = if mt::is_manifest(&media_type) {
             &mut parsed.children
         } else {
             &mut parsed.blobs

@@ -9,11 +9,12 @@ pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.man
 pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 pub const OCI_NONDISTRIBUTABLE_PREFIX: &str = "application/vnd.oci.image.layer.nondistributable.";
 
-/// The manifest types the registry stores: what an index entry's media type
-/// must be for the entry to name a child manifest.
+/// Whether `media_type` (parameters such as `; charset=utf-8` aside) is one
+/// of the manifest types the registry stores: what an index entry's media
+/// type must be for the entry to name a child manifest.
 pub fn is_manifest(media_type: &str) -> bool {
     matches!(
-        media_type,
+        essence(media_type),
         OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST
     )
 }

@@ -180,9 +180,7 @@ impl Descriptor {
     /// index, as the registry takes them; an entry without a media type is
     /// taken for a manifest.
     fn names_a_manifest(&self) -> bool {
-        self.media_type
-            .as_deref()
-            .is_none_or(|m| mt::is_manifest(mt::essence(m)))
+        self.media_type.as_deref().is_none_or(mt::is_manifest)
     }
 
     fn digest(&self) -> Result<Digest, SourceError> {
