@@ -155,14 +155,11 @@ fn if_range_holds(headers: &HeaderMap, digest: &Digest) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let value = value.trim();
-    let Some(opaque) = value
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-    else {
-        return false;
-    };
-    !opaque.contains('"') && names(opaque, digest)
+    let mut tags = EntityTags::new(value.trim());
+    match (tags.next(), tags.next()) {
+        (Some(Some((false, opaque))), None) => names(opaque, digest),
+        _ => false,
+    }
 }
 
 /// Whether an entity tag's opaque part is `digest`'s text, compared without
