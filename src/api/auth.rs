@@ -91,6 +91,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
         .map(|element| parameter(element, "for").and_then(parse_hop))
         .collect()
 }
+
 /// An address as proxies write it: `192.0.2.7`, `192.0.2.7:4711`,
 /// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
 fn parse_hop(text: &str) -> Option<IpAddr> {

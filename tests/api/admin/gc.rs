@@ -10,6 +10,9 @@ use crate::common::{
 };
 use crate::manifests::buildkit_cache_index;
 
+/// gc removing everything unreferenced now: no grace, untagged manifests too.
+const GC_ALL_NOW: &[&str] = &["gc", "--grace", "0s", "--delete-untagged", "--json"];
+
 fn count_files(dir: &std::path::Path) -> usize {
     walk(dir).len()
 }
@@ -112,11 +115,7 @@ async fn gc_keeps_untagged_manifests_unless_asked() {
     let by_digest = format!("/v2/app/manifests/{}", image.digest);
     assert_eq!(server.get(&by_digest).await.status(), 200);
 
-    let removed = artispace(
-        server.root(),
-        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
-    )
-    .await;
+    let removed = artispace(server.root(), GC_ALL_NOW).await;
     let report = removed.json();
     assert_eq!(report["manifests"]["count"], 1);
     assert_eq!(
@@ -153,11 +152,7 @@ async fn gc_keeps_children_of_tagged_indexes_and_referrers_of_kept_subjects() {
         .push_manifest("app", &referrer_digest, OCI_MANIFEST, &referrer)
         .await;
 
-    let run = artispace(
-        server.root(),
-        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
-    )
-    .await;
+    let run = artispace(server.root(), GC_ALL_NOW).await;
     assert_eq!(run.json()["manifests"]["count"], 0, "{}", run.stdout);
     assert_eq!(
         server
@@ -176,11 +171,7 @@ async fn gc_keeps_children_of_tagged_indexes_and_referrers_of_kept_subjects() {
 
     // Untag the index: index, child and referrer all become garbage.
     assert_eq!(server.delete("/v2/app/manifests/multi").await.status(), 202);
-    let run = artispace(
-        server.root(),
-        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
-    )
-    .await;
+    let run = artispace(server.root(), GC_ALL_NOW).await;
     assert_eq!(run.json()["manifests"]["count"], 3, "{}", run.stdout);
     assert_eq!(
         server
@@ -252,11 +243,7 @@ async fn gc_in_a_loop_beside_pushes_and_pulls_loses_nothing() {
         tokio::spawn(async move {
             let mut runs = 0;
             while !done.load(Ordering::Relaxed) || runs < 3 {
-                let run = artispace(
-                    &root,
-                    &["gc", "--grace", "0s", "--delete-untagged", "--json"],
-                )
-                .await;
+                let run = artispace(&root, GC_ALL_NOW).await;
                 assert_eq!(run.code, 0, "gc failed: {}", run.stderr);
                 runs += 1;
             }
@@ -341,11 +328,7 @@ async fn gc_keeps_the_blobs_of_a_tagged_buildkit_cache_and_removes_them_with_it(
         server.delete("/v2/app/manifests/buildcache").await.status(),
         202
     );
-    let removed = artispace(
-        server.root(),
-        &["gc", "--grace", "0s", "--delete-untagged", "--json"],
-    )
-    .await;
+    let removed = artispace(server.root(), GC_ALL_NOW).await;
     let report = removed.json();
     assert_eq!(report["manifests"]["count"], 1);
     assert_eq!(report["blobs"]["count"], 3, "the cache's blobs go with it");
