@@ -48,10 +48,19 @@ impl RequestLine {
             bytes_in = self.bytes_in,
             bytes_out,
             complete,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = milliseconds(self.started.elapsed()),
             "request"
         );
     }
+}
+
+/// A duration in milliseconds to the microsecond: `1.043`, where the float
+/// of the whole duration printed `1.0425849999999999`.
+fn milliseconds(duration: std::time::Duration) -> f64 {
+    // Exact below 2^53 µs (285 years); dividing an integer by 1000 gives
+    // the float nearest to the decimal, which prints with at most three
+    // decimals.
+    duration.as_micros() as f64 / 1000.0
 }
 
 struct LoggedBody {
@@ -111,5 +120,22 @@ impl Drop for LoggedBody {
         let announced = self.line.as_ref().map(|l| l.bytes_announced);
         let complete = self.inner.is_end_stream() || announced == Some(self.sent);
         self.finish(complete);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::milliseconds;
+
+    #[test]
+    fn durations_print_in_milliseconds_to_the_microsecond() {
+        let printed = |nanos| milliseconds(Duration::from_nanos(nanos)).to_string();
+        assert_eq!(printed(1_042_584_999), "1042.584");
+        assert_eq!(printed(1_042_585), "1.042");
+        assert_eq!(printed(999), "0");
+        assert_eq!(printed(7_000_000), "7");
+        assert_eq!(printed(123_456_789_012_345), "123456789.012");
     }
 }

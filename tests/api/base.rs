@@ -169,7 +169,8 @@ async fn requests_are_logged_as_json_lines_with_log_format_json() {
 }
 
 /// A download is logged when its body has gone out, with the bytes that
-/// did: whole, cut short by a client that hung up, or none for HEAD.
+/// did: whole, cut short by a client that hung up, or none for HEAD, and
+/// how long it took in milliseconds to the microsecond.
 #[tokio::test]
 async fn downloads_are_logged_with_the_bytes_that_went_out() {
     let mut server = TestServer::start_configured(ServerConfig {
@@ -198,6 +199,12 @@ async fn downloads_are_logged_with_the_bytes_that_went_out() {
     let log = server.log();
     let mut downloads = Vec::new();
     for line in log.lines().filter(|l| l.contains(path.as_str())) {
+        let duration = line
+            .split_once("\"duration_ms\":")
+            .map(|(_, rest)| rest.split([',', '}']).next().unwrap_or_default())
+            .unwrap_or_else(|| panic!("no duration in {line}"));
+        let decimals = duration.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 3, "duration not to the microsecond: {line}");
         let line: Value = serde_json::from_str(line).unwrap();
         downloads.push((
             line["method"].as_str().unwrap_or_default().to_owned(),
