@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::common::{
     descriptor, header, image_index, image_manifest, json_body, json_bytes, sha256_digest,
-    ServerConfig, TestServer, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
+    ServerConfig, TestServer, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST,
 };
 
 /// A skopeo that is missing fails the test: the CI script installs it, and a
@@ -114,8 +114,46 @@ pub(crate) fn write_oci_layout(dir: &Path) -> Vec<u8> {
 /// Writes an OCI image layout of one image with `layer` (an uncompressed
 /// tar), tagged `v1`; returns the manifest bytes.
 fn write_oci_layout_of(dir: &Path, layer: Vec<u8>) -> Vec<u8> {
+    let manifest = write_layout_image(dir, layer, "amd64");
+    let mut entry = descriptor(OCI_MANIFEST, &manifest);
+    entry["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    write_layout_index(dir, &image_index(vec![entry]));
+    manifest
+}
+
+/// Writes an OCI image layout holding an index tagged `v1` of one image per
+/// architecture in `architectures`, each with a layer of its own; returns
+/// the index bytes and each image's manifest bytes, in that order.
+fn write_multi_arch_layout(dir: &Path, architectures: &[&str]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let manifests: Vec<Vec<u8>> = architectures
+        .iter()
+        .map(|arch| {
+            let layer = tar_with_one_file("arch.txt", format!("built for {arch}\n").as_bytes());
+            write_layout_image(dir, layer, arch)
+        })
+        .collect();
+    let entries = architectures
+        .iter()
+        .zip(&manifests)
+        .map(|(arch, manifest)| {
+            let mut entry = descriptor(OCI_MANIFEST, manifest);
+            entry["platform"] = json!({"architecture": arch, "os": "linux"});
+            entry
+        })
+        .collect();
+    let index = json_bytes(&image_index(entries));
+    write_layout_blob(dir, &index);
+    let mut entry = descriptor(OCI_INDEX, &index);
+    entry["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    write_layout_index(dir, &image_index(vec![entry]));
+    (index, manifests)
+}
+
+/// Writes the blobs of one image for `architecture` with `layer` (an
+/// uncompressed tar) into the layout at `dir`; returns the manifest bytes.
+fn write_layout_image(dir: &Path, layer: Vec<u8>, architecture: &str) -> Vec<u8> {
     let config = json_bytes(&json!({
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {"Cmd": ["/hello.txt"]},
         "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]},
@@ -125,19 +163,24 @@ fn write_oci_layout_of(dir: &Path, layer: Vec<u8>) -> Vec<u8> {
         descriptor(OCI_CONFIG, &config),
         vec![descriptor(OCI_LAYER, &layer)],
     ));
-    let mut entry = descriptor(OCI_MANIFEST, &manifest);
-    entry["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
-    let index = json_bytes(&image_index(vec![entry]));
+    for content in [&layer, &config, &manifest] {
+        write_layout_blob(dir, content);
+    }
+    manifest
+}
 
+fn write_layout_blob(dir: &Path, content: &[u8]) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
-    for content in [&layer, &config, &manifest] {
-        let name = &sha256_digest(content)["sha256:".len()..];
-        std::fs::write(blobs.join(name), content).unwrap();
-    }
+    let name = &sha256_digest(content)["sha256:".len()..];
+    std::fs::write(blobs.join(name), content).unwrap();
+}
+
+/// Writes the layout's `oci-layout` marker and its `index.json`.
+fn write_layout_index(dir: &Path, index: &Value) {
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    std::fs::write(dir.join("index.json"), index).unwrap();
-    manifest
+    std::fs::write(dir.join("index.json"), json_bytes(index)).unwrap();
 }
 
 /// The manifest digest an OCI layout's index.json gives for tag `v1`.
@@ -215,6 +258,141 @@ async fn skopeo_copies_an_oci_image_in_and_out_with_the_same_digests() {
             "blob {blob_digest} differs after the round trip"
         );
     }
+}
+
+/// A multi-architecture image goes in and out whole with `skopeo copy
+/// --all` (the index and every image, same digests), one architecture is
+/// copied from it to another repository, `skopeo sync` mirrors the
+/// repository, and `skopeo list-tags` and `skopeo delete` work on it.
+#[tokio::test]
+async fn skopeo_copies_syncs_and_deletes_a_multi_arch_image() {
+    let server = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    let (index, manifests) = write_multi_arch_layout(&source, &["amd64", "arm64"]);
+    let index_digest = sha256_digest(&index);
+    let remote = |repo: &str| format!("docker://{}/{repo}", server.host());
+    let skopeo_run = |args: &[&str], what: &str| {
+        let mut cmd = skopeo_in(work.path());
+        cmd.args(args);
+        run(cmd, what)
+    };
+
+    let oci_source = format!("oci:{}:v1", source.display());
+    skopeo_run(
+        &[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &oci_source,
+            &remote("multi/app:v1"),
+        ],
+        "skopeo copy --all into artispace",
+    );
+    let resp = server.get("/v2/multi/app/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "content-type").as_deref(), Some(OCI_INDEX));
+    assert_eq!(
+        header(&resp, "docker-content-digest"),
+        Some(index_digest.clone())
+    );
+    assert_eq!(resp.bytes().await.unwrap(), index);
+    for manifest in &manifests {
+        let path = format!("/v2/multi/app/manifests/{}", sha256_digest(manifest));
+        let resp = server.get(&path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.bytes().await.unwrap(), *manifest, "{path}");
+    }
+
+    let pulled = work.path().join("pulled");
+    let oci_pulled = format!("oci:{}:v1", pulled.display());
+    skopeo_run(
+        &[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &remote("multi/app:v1"),
+            &oci_pulled,
+        ],
+        "skopeo copy --all out of artispace",
+    );
+    assert_eq!(layout_manifest_digest(&pulled), index_digest);
+    for manifest in &manifests {
+        let parsed: Value = serde_json::from_slice(manifest).unwrap();
+        let digests = [&parsed["config"], &parsed["layers"][0]]
+            .map(|d| d["digest"].as_str().unwrap().to_owned());
+        assert_eq!(
+            read_layout_blob(&pulled, &sha256_digest(manifest)),
+            *manifest
+        );
+        for digest in digests {
+            assert_eq!(
+                read_layout_blob(&pulled, &digest),
+                read_layout_blob(&source, &digest),
+                "blob {digest} differs after the round trip"
+            );
+        }
+    }
+
+    // One architecture, from one repository of the registry to another.
+    skopeo_run(
+        &[
+            "copy",
+            "--override-arch",
+            "arm64",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &remote("multi/app:v1"),
+            &remote("single/arm:v1"),
+        ],
+        "skopeo copy of one architecture",
+    );
+    let resp = server.get("/v2/single/arm/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), manifests[1]);
+
+    let dest = format!("{}/mirror", server.host());
+    let source_repo = format!("{}/multi/app", server.host());
+    skopeo_run(
+        &[
+            "sync",
+            "--all",
+            "--src",
+            "docker",
+            "--dest",
+            "docker",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &source_repo,
+            &dest,
+        ],
+        "skopeo sync between repositories",
+    );
+    let resp = server.get("/v2/mirror/app/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), index);
+
+    let tags: Value = serde_json::from_slice(&skopeo_run(
+        &["list-tags", "--tls-verify=false", &remote("multi/app")],
+        "skopeo list-tags",
+    ))
+    .unwrap();
+    assert_eq!(tags["Tags"], json!(["v1"]));
+
+    skopeo_run(
+        &["delete", "--tls-verify=false", &remote("mirror/app:v1")],
+        "skopeo delete",
+    );
+    let gone = format!("/v2/mirror/app/manifests/{index_digest}");
+    assert_eq!(server.get(&gone).await.status(), 404);
+    assert_eq!(
+        json_body(server.get("/v2/mirror/app/tags/list").await, 200).await["tags"],
+        json!([])
+    );
+    // The other repositories keep their own copies.
+    assert_eq!(server.get("/v2/multi/app/manifests/v1").await.status(), 200);
 }
 
 /// Fails (never skips) when a client tool is missing: .ci/run installs it.
