@@ -13,6 +13,7 @@ mod base;
 mod blobs;
 mod clients;
 mod conditional;
+mod crash;
 mod hardening;
 mod manifests;
 mod push;
