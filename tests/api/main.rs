@@ -14,6 +14,7 @@ mod blobs;
 mod clients;
 mod conditional;
 mod crash;
+mod full_disk;
 mod hardening;
 mod manifests;
 mod push;

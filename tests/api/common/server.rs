@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub root_via_env: bool,
     /// Use `<tempdir>/<subdir>` (not yet existing) as the root.
     pub root_subdir: Option<String>,
+    /// Use this folder, which the test owns, as the root (e.g. on a file
+    /// system of the test's making).
+    pub root_at: Option<PathBuf>,
     /// `--log-level`, `warn` unless set.
     pub log_level: Option<String>,
     /// For HTTPS servers: the CA certificate (PEM) the test client trusts.
@@ -70,9 +73,10 @@ impl TestServer {
 
     pub async fn start_configured(config: ServerConfig) -> Self {
         let root_dir = tempfile::tempdir().expect("create temporary root");
-        let root = match &config.root_subdir {
-            Some(sub) => root_dir.path().join(sub),
-            None => root_dir.path().to_path_buf(),
+        let root = match (&config.root_at, &config.root_subdir) {
+            (Some(root), _) => root.clone(),
+            (None, Some(sub)) => root_dir.path().join(sub),
+            (None, None) => root_dir.path().to_path_buf(),
         };
         let log_dir = tempfile::tempdir().expect("create log directory");
         let mut client = Client::builder()
