@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -334,5 +335,113 @@ async fn gc_keeps_the_blobs_of_a_tagged_buildkit_cache_and_removes_them_with_it(
     assert_eq!(report["blobs"]["count"], 3, "the cache's blobs go with it");
     for blob in &blobs {
         assert!(!blob_path(server.root(), blob).exists(), "{blob} removed");
+    }
+}
+
+/// gc killed (SIGKILL) at different points of its run, over garbage made
+/// anew each time: the store stays consistent after every kill (verify
+/// clean, the tagged image whole, every garbage blob either still whole
+/// or gone), and the next run finishes the job.
+#[tokio::test]
+async fn gc_killed_at_any_point_keeps_the_store_consistent_and_the_next_run_finishes() {
+    let server = TestServer::start().await;
+    let kept = server.push_image("keep", "v1", 1).await;
+    let blobs_dir = server.root().join("blobs");
+    let kept_files = count_files(&blobs_dir);
+    let mut all_garbage = Vec::new();
+    // Killed at fixed times (during start-up and the mark phase), and as
+    // soon as its sweep has removed a first file (during the sweep).
+    let kills = [
+        Kill::After(3),
+        Kill::After(10),
+        Kill::OnceAFileIsGone,
+        Kill::OnceAFileIsGone,
+    ];
+    for (round, kill) in kills.into_iter().enumerate() {
+        let garbage: Vec<Vec<u8>> = (0..120u64)
+            .map(|i| random_bytes(7_000 + round as u64 * 1_000 + i, 700))
+            .collect();
+        for blob in &garbage {
+            server.push_blob("junk", blob).await;
+        }
+        let mut gc = std::process::Command::new(env!("CARGO_BIN_EXE_artispace"))
+            .args(GC_ALL_NOW)
+            .arg("--root")
+            .arg(server.root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start gc");
+        let files = count_files(&blobs_dir);
+        match kill {
+            Kill::After(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+            Kill::OnceAFileIsGone => {
+                while count_files(&blobs_dir) == files && gc.try_wait().unwrap().is_none() {
+                    tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+                }
+            }
+        }
+        let _ = gc.kill();
+        let status = gc.wait().expect("wait for gc");
+        eprintln!(
+            "round {round}: gc {status}, {} blob files left",
+            count_files(&blobs_dir)
+        );
+
+        // An interrupted run is the one thing verify may see: blobs it had
+        // doomed and not yet removed, which the next run removes.
+        all_garbage.extend(garbage);
+        let garbage_digests: HashSet<String> =
+            all_garbage.iter().map(|b| sha256_digest(b)).collect();
+        let report = artispace(server.root(), &["verify", "--json"]).await.json();
+        for problem in report["problems"].as_array().unwrap() {
+            assert!(
+                problem["kind"] == "interrupted_deletion"
+                    && garbage_digests.contains(problem["subject"].as_str().unwrap_or_default()),
+                "after the kill of round {round}: {problem}"
+            );
+        }
+        assert_image_whole(&server, "keep", "v1", &kept).await;
+        for blob in &all_garbage {
+            let path = format!("/v2/junk/blobs/{}", sha256_digest(blob));
+            let resp = server.get(&path).await;
+            match resp.status().as_u16() {
+                200 => assert!(resp.bytes().await.unwrap() == *blob, "content of {path}"),
+                404 => {}
+                other => panic!("{path}: {other} after the kill of round {round}"),
+            }
+        }
+    }
+
+    let run = artispace(server.root(), GC_ALL_NOW).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for blob in &all_garbage {
+        let path = format!("/v2/junk/blobs/{}", sha256_digest(blob));
+        assert_eq!(server.head(&path).await.status(), 404, "{path}");
+    }
+    assert_eq!(count_files(&blobs_dir), kept_files, "garbage files left");
+    assert_image_whole(&server, "keep", "v1", &kept).await;
+    let verify = artispace(server.root(), &["verify", "--json"]).await;
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+/// When a test kills a process.
+enum Kill {
+    /// This many milliseconds after it started.
+    After(u64),
+    /// As soon as a file it removes is gone.
+    OnceAFileIsGone,
+}
+
+/// The image tagged `repo:tag` is served byte for byte: manifest and blobs.
+async fn assert_image_whole(server: &TestServer, repo: &str, tag: &str, image: &Image) {
+    let manifest = server.get(&format!("/v2/{repo}/manifests/{tag}")).await;
+    assert_eq!(manifest.status(), 200, "{repo}:{tag}");
+    assert_eq!(manifest.bytes().await.unwrap(), image.manifest);
+    for blob in [&image.config, &image.layer] {
+        let path = format!("/v2/{repo}/blobs/{}", sha256_digest(blob));
+        let resp = server.get(&path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.bytes().await.unwrap() == *blob, "content of {path}");
     }
 }
