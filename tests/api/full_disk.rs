@@ -7,13 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use futures_util::stream;
 use reqwest::StatusCode;
 
 use crate::admin::artispace;
 use crate::common::{
-    assert_oci_error, descriptor, header, image_manifest, json_bytes, random_bytes, sha256_digest,
-    ServerConfig, TestServer, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
+    assert_oci_error, descriptor, image_manifest, json_bytes, random_bytes, sha256_digest,
+    with_query, ServerConfig, TestServer, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
 };
 
 const DISK: &str = "24m";
@@ -71,47 +70,38 @@ enum Pushed {
 
 /// Pushes `data` whole (`POST ?digest=`, announced length) or as one PATCH
 /// streamed without a length (so the space cannot be reserved up front
-/// and the disk fills mid-write), then a closing PUT.
+/// and the disk fills mid-write), then a closing PUT. Sent over raw
+/// sockets: the server may refuse before it has read the whole body.
 async fn push(server: &TestServer, data: &[u8], streamed: bool) -> Pushed {
     let digest = sha256_digest(data);
+    let octets = [("Content-Type", "application/octet-stream")];
     let resp = if streamed {
         let location = server.start_upload("fill").await;
-        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
-            data.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
         let resp = server
-            .client
-            .patch(server.location_url(&location))
-            .header("content-type", "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(stream::iter(pieces)))
-            .send()
-            .await
-            .expect("PATCH");
-        if resp.status() != StatusCode::ACCEPTED {
+            .raw_request_streamed("PATCH", &location, &octets, data.to_vec())
+            .await;
+        if resp.status != 202 {
             resp
         } else {
-            let location = header(&resp, "location").expect("Location");
-            server.put_upload(&location, &digest, Vec::new()).await
+            let location = resp.header("location").expect("Location").to_owned();
+            let closing = with_query(&location, &format!("digest={digest}"));
+            server.raw_request("PUT", &closing, &[], Vec::new()).await
         }
     } else {
-        let url = server.url(&format!("/v2/fill/blobs/uploads/?digest={digest}"));
+        let path = format!("/v2/fill/blobs/uploads/?digest={digest}");
         server
-            .client
-            .post(url)
-            .header("content-type", "application/octet-stream")
-            .body(data.to_vec())
-            .send()
+            .raw_request("POST", &path, &octets, data.to_vec())
             .await
-            .expect("POST")
     };
-    match resp.status() {
-        StatusCode::CREATED => Pushed::Stored,
-        StatusCode::INSUFFICIENT_STORAGE => {
-            assert_oci_error(resp, 507, "UNKNOWN").await;
+    match resp.status {
+        201 => Pushed::Stored,
+        507 => {
+            resp.assert_oci_error(507, "UNKNOWN");
             Pushed::Full
         }
         other => panic!(
             "pushing {digest}: {other} {}",
-            resp.text().await.unwrap_or_default()
+            String::from_utf8_lossy(&resp.body)
         ),
     }
 }

@@ -583,16 +583,7 @@ async fn manifest_larger_than_4_mib_is_413() {
             manifest,
         )
         .await;
-    let body = String::from_utf8_lossy(&resp.body);
-    assert_eq!(resp.status, 413, "{body}");
-    assert!(
-        resp.header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "Content-Type {:?}",
-        resp.header("content-type")
-    );
-    let error: Value = serde_json::from_str(&body).expect("413 body is JSON");
-    assert_eq!(error["errors"][0]["code"], "MANIFEST_INVALID", "{body}");
+    resp.assert_oci_error(413, "MANIFEST_INVALID");
     assert_oci_error(
         server.get("/v2/repo/manifests/big").await,
         404,

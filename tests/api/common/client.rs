@@ -38,10 +38,43 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> RawResponse {
+        let length = format!("Content-Length: {}", body.len());
+        self.raw_exchange(method, path, headers, &length, body)
+            .await
+    }
+
+    /// Like [`Self::raw_request`], but the body goes out in chunked transfer
+    /// coding, with no length announced, as from a client streaming what it
+    /// has not measured.
+    pub async fn raw_request_streamed(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> RawResponse {
+        let mut coded = Vec::with_capacity(body.len() + body.len() / 1024 + 16);
+        for piece in body.chunks(64 * 1024) {
+            coded.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            coded.extend_from_slice(piece);
+            coded.extend_from_slice(b"\r\n");
+        }
+        coded.extend_from_slice(b"0\r\n\r\n");
+        self.raw_exchange(method, path, headers, "Transfer-Encoding: chunked", coded)
+            .await
+    }
+
+    async fn raw_exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        framing: &str,
+        body: Vec<u8>,
+    ) -> RawResponse {
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{framing}\r\n",
             self.host(),
-            body.len()
         );
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));

@@ -11,6 +11,29 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// Asserts an OCI error answer: `status`, a JSON body, and `code` with a
+    /// message as its first error.
+    pub fn assert_oci_error(&self, status: u16, code: &str) {
+        let body = String::from_utf8_lossy(&self.body);
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}; body: {body}"
+        );
+        assert!(
+            self.header("content-type")
+                .is_some_and(|t| t.starts_with("application/json")),
+            "Content-Type {:?}, expected application/json",
+            self.header("content-type")
+        );
+        let error: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
+        assert_eq!(error["errors"][0]["code"], code, "{body}");
+        assert!(
+            error["errors"][0]["message"].is_string(),
+            "no message: {body}"
+        );
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
