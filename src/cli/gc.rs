@@ -51,12 +51,24 @@ fn collect(args: GcArgs) -> Result<i32, Failure> {
     };
     let runtime =
         super::output::runtime().map_err(|e| Failure::usage(format!("cannot start: {e}")))?;
+    // One collection at a time; a run already going is waited for (a
+    // scheduled run that overlaps the last one queues behind it).
+    let claim = match runtime.block_on(registry.try_claim_gc())? {
+        Some(claim) => claim,
+        None => {
+            let waiting =
+                output.spinner("waiting for the garbage collection already running on this store");
+            let claim = runtime.block_on(registry.claim_gc())?;
+            waiting.finish_and_clear();
+            claim
+        }
+    };
     let spinner = output.spinner(if args.dry_run {
         "deciding what to collect"
     } else {
         "collecting garbage"
     });
-    let report = runtime.block_on(registry.collect_garbage(&options))?;
+    let report = runtime.block_on(registry.collect_garbage(&options, &claim))?;
     spinner.finish_and_clear();
 
     if output.json {

@@ -103,6 +103,9 @@ fn print_report(report: &VerifyReport) {
             );
         }
     }
+    if report.gc_running {
+        println!("a garbage collection is running: the blobs it is removing were left to it");
+    }
     let repaired = report.problems.iter().filter(|p| p.repaired).count();
     println!(
         "checked {} blobs ({}) and {} manifests: {} problem(s){}",

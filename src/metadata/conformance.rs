@@ -387,8 +387,25 @@ pub fn a_conditional_write_sees_what_the_reference_names_and_writes_nothing_when
     assert_eq!(shown, [Some(first_digest)]);
 }
 
+/// One garbage collection at a time: the claim is exclusive while held,
+/// seen as held, and free again once dropped.
+pub fn garbage_collection_is_claimed_by_one_at_a_time(store: &dyn MetadataStore) {
+    assert!(!store.gc_claimed().unwrap(), "no collection has run yet");
+    let claim = store.claim_gc(false).unwrap().expect("a free claim");
+    assert!(store.gc_claimed().unwrap());
+    assert!(store.claim_gc(false).unwrap().is_none(), "claimed twice");
+    drop(claim);
+    assert!(!store.gc_claimed().unwrap());
+    let again = store.claim_gc(true).unwrap();
+    assert!(again.is_some(), "a free claim is given to a waiting caller");
+}
+
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn MetadataStore>) {
-    let checks: [Check; 9] = [
+    let checks: [Check; 10] = [
+        (
+            "garbage_collection_is_claimed_by_one_at_a_time",
+            garbage_collection_is_claimed_by_one_at_a_time,
+        ),
         (
             "a_conditional_write_sees_what_the_reference_names_and_writes_nothing_when_refused",
             a_conditional_write_sees_what_the_reference_names_and_writes_nothing_when_refused,

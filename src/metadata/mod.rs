@@ -199,6 +199,22 @@ pub struct Page {
     pub more: bool,
 }
 
+/// The right to collect garbage in a store, held until dropped. A process
+/// that ends, however it ends, gives it up, so `deleting` rows with no
+/// claim held are an interrupted run's leftovers.
+pub struct GcClaim {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl GcClaim {
+    /// A claim that lasts as long as `held` (a lock guard of the backend's).
+    pub fn new(held: impl Send + Sync + 'static) -> GcClaim {
+        GcClaim {
+            _held: Box::new(held),
+        }
+    }
+}
+
 pub trait MetadataStore: Send + Sync + 'static {
     fn repository_exists(&self, repo: &RepoName) -> Result<bool, MetadataError>;
 
@@ -281,6 +297,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Vec<Descriptor>, MetadataError>;
 
     // --- Upkeep: garbage collection, verification, inventory ---
+
+    /// Claims garbage collection of this store for the caller, across
+    /// processes: at once, or `None` while another run holds it; with
+    /// `wait`, once that run ends.
+    fn claim_gc(&self, wait: bool) -> Result<Option<GcClaim>, MetadataError>;
+
+    /// Whether a garbage collection holds the claim right now: its
+    /// `deleting` rows are then work in progress, not an interrupted run's.
+    fn gc_claimed(&self) -> Result<bool, MetadataError>;
 
     /// Mark phase of garbage collection, in one transaction: removes dead
     /// manifests and stale links and moves unreferenced blobs to

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{blocking, Registry, RegistryError};
 use crate::metadata::sqlite::now_millis;
-use crate::metadata::{BlobState, GcPolicy, ManifestRef, MetadataError, MetadataStore};
+use crate::metadata::{BlobState, GcClaim, GcPolicy, ManifestRef, MetadataError, MetadataStore};
 use crate::oci::Digest;
 use crate::storage::StorageError;
 
@@ -65,7 +65,27 @@ pub struct GcReport {
 }
 
 impl Registry {
-    pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport, RegistryError> {
+    /// Claims garbage collection of the store, across processes, or `None`
+    /// at once while another run holds it.
+    pub async fn try_claim_gc(&self) -> Result<Option<GcClaim>, RegistryError> {
+        self.metadata(|m| m.claim_gc(false)).await
+    }
+
+    /// Claims garbage collection, waiting for a run that holds it to end.
+    pub async fn claim_gc(&self) -> Result<GcClaim, RegistryError> {
+        self.metadata(|m| m.claim_gc(true)).await?.ok_or_else(|| {
+            RegistryError::Internal("waiting for the gc claim ended without it".into())
+        })
+    }
+
+    /// Collects garbage; `_claim` keeps other runs out meanwhile, so the
+    /// `deleting` rows this run finds and leaves are its own or an
+    /// interrupted run's.
+    pub async fn collect_garbage(
+        &self,
+        options: &GcOptions,
+        _claim: &GcClaim,
+    ) -> Result<GcReport, RegistryError> {
         let grace_ms = i64::try_from(options.grace.as_millis()).unwrap_or(i64::MAX);
         let policy = GcPolicy {
             linked_before: now_millis().saturating_sub(grace_ms),

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Conditions on manifest writes are checked by the metadata store, in the write's transaction.
-pub use crate::metadata::WriteCondition;
+pub use crate::metadata::{GcClaim, WriteCondition};
 pub use blobs::{BlobContent, ByteRange, FileSendPath};
 pub use error::RegistryError;
 pub use gc::{GcOptions, GcReport, Removed};

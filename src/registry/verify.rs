@@ -111,6 +111,9 @@ pub struct Checked {
 pub struct VerifyReport {
     pub clean: bool,
     pub repair: bool,
+    /// A garbage collection held its claim: the blobs it is removing were
+    /// left to it rather than reported as an interrupted run's.
+    pub gc_running: bool,
     pub checked: Checked,
     pub problems: Vec<Problem>,
 }
@@ -182,10 +185,12 @@ impl Registry {
                     .await?,
             );
         }
-        for row in rows.iter().filter(|r| r.state == BlobState::Deleting) {
+        let interrupted = self.interrupted_deletions(&rows).await?;
+        report.gc_running = interrupted.is_none();
+        for digest in interrupted.unwrap_or_default() {
             report.problems.push(Problem {
                 kind: ProblemKind::InterruptedDeletion,
-                subject: row.digest.to_string(),
+                subject: digest.to_string(),
                 detail: "left in state deleting by an interrupted garbage collection".into(),
                 affects: Vec::new(),
                 repaired: false,
@@ -215,6 +220,36 @@ impl Registry {
         }
         report.clean = report.problems.is_empty();
         Ok(report)
+    }
+
+    /// The blobs of `rows` left `deleting` by a garbage collection that
+    /// ended before removing them, or `None` while a collection runs (its
+    /// `deleting` rows are its work in progress). The rows are read again
+    /// after asking, so a run that started or ended meanwhile is not taken
+    /// for an interrupted one.
+    async fn interrupted_deletions(
+        &self,
+        rows: &[BlobRow],
+    ) -> Result<Option<Vec<Digest>>, RegistryError> {
+        if self.metadata(|m| m.gc_claimed()).await? {
+            return Ok(None);
+        }
+        let deleting: HashSet<&Digest> = rows
+            .iter()
+            .filter(|r| r.state == BlobState::Deleting)
+            .map(|r| &r.digest)
+            .collect();
+        if deleting.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let still = self.metadata(|m| m.blobs()).await?;
+        Ok(Some(
+            still
+                .into_iter()
+                .filter(|r| r.state == BlobState::Deleting && deleting.contains(&r.digest))
+                .map(|r| r.digest)
+                .collect(),
+        ))
     }
 
     async fn blob_problem(
@@ -323,9 +358,13 @@ impl Registry {
                 _ => {}
             }
         }
+        // Finishing an interrupted collection is a collection: it needs the
+        // claim, and one that started since will finish the job itself.
         if interrupted {
-            self.sweep_deleting_blobs().await?;
-            mark_repaired(report, ProblemKind::InterruptedDeletion);
+            if let Some(_claim) = self.try_claim_gc().await? {
+                self.sweep_deleting_blobs().await?;
+                mark_repaired(report, ProblemKind::InterruptedDeletion);
+            }
         }
         if orphans {
             self.remove_orphan_blob_files(ORPHAN_MIN_AGE, false).await?;

@@ -29,7 +29,7 @@ use rusqlite::{
 use uuid::Uuid;
 
 use super::{
-    BlobRow, BlobState, DanglingReference, GcMarks, GcPolicy, ManifestRecord, ManifestRef,
+    BlobRow, BlobState, DanglingReference, GcClaim, GcMarks, GcPolicy, ManifestRecord, ManifestRef,
     MetadataError, MetadataStore, NewManifest, Page, RepositorySummary, StoredManifest,
     UploadRecord,
 };
@@ -141,6 +141,12 @@ impl SqliteMetadata {
             readers: Mutex::new(Vec::new()),
             at_once: Mutex::new(None),
         })
+    }
+
+    /// The file whose lock is the claim on garbage collection
+    /// (`artispace.gc-lock` beside `artispace.db`).
+    fn gc_lock_path(&self) -> PathBuf {
+        self.path.with_extension("gc-lock")
     }
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`); an error rolls
@@ -390,6 +396,14 @@ impl MetadataStore for SqliteMetadata {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, MetadataError> {
         self.read(|conn| manifests::referrers(conn, repo, subject, artifact_type))
+    }
+
+    fn claim_gc(&self, wait: bool) -> Result<Option<GcClaim>, MetadataError> {
+        upkeep::claim_gc(&self.gc_lock_path(), wait)
+    }
+
+    fn gc_claimed(&self) -> Result<bool, MetadataError> {
+        upkeep::gc_claimed(&self.gc_lock_path())
     }
 
     fn mark_garbage(&self, policy: &GcPolicy) -> Result<GcMarks, MetadataError> {

@@ -1,11 +1,16 @@
 //! SQL for garbage collection, verification and the inventory that the
 //! admin commands show. Called from the `MetadataStore` impl in `mod.rs`.
 
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{parse_digest, parse_state, schema::db};
 use crate::metadata::{
-    BlobRow, BlobState, DanglingReference, GcMarks, GcPolicy, ManifestRecord, ManifestRef,
+    BlobRow, BlobState, DanglingReference, GcClaim, GcMarks, GcPolicy, ManifestRecord, ManifestRef,
     MetadataError, RepositorySummary,
 };
 use crate::oci::{Digest, RepoName};
@@ -18,6 +23,68 @@ fn tags_of(conn: &Connection, manifest_id: i64) -> Result<Vec<String>, MetadataE
     stmt.query_map([manifest_id], |r| r.get(0))
         .and_then(Iterator::collect)
         .map_err(db)
+}
+
+/// The claim on garbage collection is an exclusive `flock` of the lock
+/// file: the kernel drops it when its holder ends, however it ends, and it
+/// is seen by every process opening the same root.
+pub(super) fn claim_gc(lock_path: &Path, wait: bool) -> Result<Option<GcClaim>, MetadataError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(lock_path)
+        .map_err(lock_error)?;
+    if flock_exclusive(&file, wait).map_err(lock_error)? {
+        Ok(Some(GcClaim::new(file)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether another process holds the claim: tries it and lets go at once.
+/// A run claiming meanwhile finds it taken for those microseconds, and
+/// waits (see `artispace gc`).
+pub(super) fn gc_claimed(lock_path: &Path) -> Result<bool, MetadataError> {
+    // Opened for reading: a store on a read-only mount can be verified. No
+    // file means no collection ever ran here.
+    let file = match File::open(lock_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(lock_error(e).into()),
+    };
+    // Closing the file (dropping it) lets go.
+    Ok(!flock_exclusive(&file, false).map_err(lock_error)?)
+}
+
+fn lock_error(e: io::Error) -> StorageError {
+    StorageError::io("the garbage collection lock", e)
+}
+
+/// An exclusive `flock(2)` of `file`, held until the file is closed;
+/// `Ok(false)` when another open file holds it and `wait` is off. (std's
+/// `File::lock` does the same from Rust 1.89; the crate builds on 1.85.)
+fn flock_exclusive(file: &File, wait: bool) -> io::Result<bool> {
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock takes a file descriptor and integers and touches no
+        // memory of ours; the descriptor stays open for the call because
+        // `file` is borrowed.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(true);
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(false),
+            _ => return Err(error),
+        }
+    }
 }
 
 /// Mark phase; see `MetadataStore::mark_garbage`. Runs inside `tx`.

@@ -364,25 +364,7 @@ async fn gc_killed_at_any_point_keeps_the_store_consistent_and_the_next_run_fini
         for blob in &garbage {
             server.push_blob("junk", blob).await;
         }
-        let mut gc = std::process::Command::new(env!("CARGO_BIN_EXE_artispace"))
-            .args(GC_ALL_NOW)
-            .arg("--root")
-            .arg(server.root())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start gc");
-        let files = count_files(&blobs_dir);
-        match kill {
-            Kill::After(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
-            Kill::OnceAFileIsGone => {
-                while count_files(&blobs_dir) == files && gc.try_wait().unwrap().is_none() {
-                    tokio::time::sleep(std::time::Duration::from_micros(200)).await;
-                }
-            }
-        }
-        let _ = gc.kill();
-        let status = gc.wait().expect("wait for gc");
+        let status = kill_gc(spawn_gc(server.root()), &blobs_dir, kill).await;
         eprintln!(
             "round {round}: gc {status}, {} blob files left",
             count_files(&blobs_dir)
@@ -423,6 +405,161 @@ async fn gc_killed_at_any_point_keeps_the_store_consistent_and_the_next_run_fini
     assert_image_whole(&server, "keep", "v1", &kept).await;
     let verify = artispace(server.root(), &["verify", "--json"]).await;
     assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+/// Starts `artispace gc` removing everything unreferenced now, quietly.
+fn spawn_gc(root: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_artispace"))
+        .args(GC_ALL_NOW)
+        .arg("--root")
+        .arg(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gc")
+}
+
+/// Kills `gc` (SIGKILL) when `kill` says; how it ended.
+async fn kill_gc(
+    mut gc: std::process::Child,
+    blobs_dir: &std::path::Path,
+    kill: Kill,
+) -> std::process::ExitStatus {
+    let files = count_files(blobs_dir);
+    match kill {
+        Kill::After(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+        Kill::OnceAFileIsGone => {
+            while count_files(blobs_dir) == files && gc.try_wait().unwrap().is_none() {
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
+        }
+    }
+    let _ = gc.kill();
+    gc.wait().expect("wait for gc")
+}
+
+/// Another process holding the claim on garbage collection (the lock a
+/// running `gc` holds), until dropped.
+struct ClaimHolder(std::process::Child);
+
+impl ClaimHolder {
+    fn start(root: &std::path::Path) -> ClaimHolder {
+        let held = root.join("claim-held");
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so that dropping it ends flock and the
+        // command holding the lock alike.
+        let child = std::process::Command::new("flock")
+            .process_group(0)
+            .arg(root.join("artispace.gc-lock"))
+            .args(["sh", "-c", "touch \"$0\"; exec sleep 60"])
+            .arg(&held)
+            .spawn()
+            .expect("run flock (util-linux)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !held.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flock never took the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ClaimHolder(child)
+    }
+}
+
+impl Drop for ClaimHolder {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn interrupted_deletions(report: &serde_json::Value) -> usize {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "interrupted_deletion")
+        .count()
+}
+
+/// A collection holds its claim as long as it runs: verify leaves the
+/// blobs it is removing to it instead of calling them an interrupted run's,
+/// `verify --repair` does not sweep them, and a second `gc` waits for the
+/// first to end, then finishes the job.
+#[tokio::test]
+async fn a_running_gc_is_waited_for_and_its_deletions_are_left_to_it() {
+    let server = TestServer::start().await;
+    let blobs_dir = server.root().join("blobs");
+    // Rows left `deleting`, as by a run killed mid-sweep (tried until a
+    // kill lands before the sweep ends).
+    let mut left = 0;
+    for attempt in 0..5u64 {
+        for i in 0..120u64 {
+            server
+                .push_blob("junk", &random_bytes(20_000 + attempt * 1_000 + i, 500))
+                .await;
+        }
+        kill_gc(spawn_gc(server.root()), &blobs_dir, Kill::OnceAFileIsGone).await;
+        left = interrupted_deletions(&artispace(server.root(), &["verify", "--json"]).await.json());
+        if left > 0 {
+            break;
+        }
+    }
+    assert!(left > 0, "no gc was caught mid-sweep in five tries");
+    let files = count_files(&blobs_dir);
+
+    let holder = ClaimHolder::start(server.root());
+    let report = artispace(server.root(), &["verify", "--json"]).await.json();
+    let summary = |r: &serde_json::Value| {
+        format!(
+            "gc_running {}, clean {}, {} interrupted deletions",
+            r["gc_running"],
+            r["clean"],
+            interrupted_deletions(r)
+        )
+    };
+    assert_eq!(report["gc_running"], true, "{}", summary(&report));
+    assert_eq!(report["clean"], true, "{}", summary(&report));
+    let repair = artispace(server.root(), &["verify", "--repair", "--json"]).await;
+    assert_eq!(repair.code, 0, "{}", repair.stdout);
+    assert_eq!(
+        count_files(&blobs_dir),
+        files,
+        "verify --repair swept a running gc's blobs"
+    );
+
+    let mut waiting = spawn_gc(server.root());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "gc did not wait for the claim"
+    );
+    assert_eq!(
+        count_files(&blobs_dir),
+        files,
+        "gc worked without the claim"
+    );
+    drop(holder);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = waiting.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gc still waiting after the claim was let go"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(status.success());
+    assert_eq!(count_files(&blobs_dir), 0, "garbage left");
+    let report = artispace(server.root(), &["verify", "--json"]).await.json();
+    assert_eq!(report["clean"], true, "{}", summary(&report));
+    assert_eq!(report["gc_running"], false, "{}", summary(&report));
 }
 
 /// When a test kills a process.
