@@ -18,6 +18,7 @@ mod full_disk;
 mod hardening;
 mod manifests;
 mod push;
+mod races;
 mod referrers;
 mod restart;
 mod tags_catalog;
