@@ -10,6 +10,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 
 use crate::admin::artispace;
+use crate::clients::run;
 use crate::common::{
     assert_oci_error, descriptor, image_manifest, json_bytes, random_bytes, sha256_digest,
     with_query, ServerConfig, TestServer, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
@@ -29,7 +30,8 @@ struct SmallDisk {
 impl SmallDisk {
     fn mount(size: &str) -> SmallDisk {
         let mount_point = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
+        let mut mount = Command::new("mount");
+        mount
             .args([
                 "-t",
                 "tmpfs",
@@ -37,13 +39,10 @@ impl SmallDisk {
                 &format!("size={size},mode=0700"),
                 "tmpfs",
             ])
-            .arg(mount_point.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs failed (this test needs root, as CI runs it): {}",
-            String::from_utf8_lossy(&out.stderr)
+            .arg(mount_point.path());
+        run(
+            mount,
+            "mounting a tmpfs (this test needs root, as CI runs it)",
         );
         SmallDisk { mount_point }
     }
