@@ -109,7 +109,7 @@ fn issue(
     state
         .access
         .issue(caller, wanted)
-        .map_err(|e| access_error(state, parts, e, None))
+        .map_err(|e| access_error(state, parts, e))
 }
 
 /// `GET /token`
@@ -139,7 +139,7 @@ pub async fn get(
                 .access
                 .issue_refresh_token(&caller.identity)
                 .await
-                .map_err(|e| access_error(&state, &parts, e, None))?,
+                .map_err(|e| access_error(&state, &parts, e))?,
         ),
         _ => None,
     };
@@ -160,7 +160,7 @@ pub async fn post(
             .map(|(_, v)| v.as_str()),
     );
     let client = client_address(&state, &parts);
-    let bad = |parts: &Parts, e: AccessError| access_error(&state, parts, e, None);
+    let bad = |parts: &Parts, e: AccessError| access_error(&state, parts, e);
     let identity = match value("grant_type").as_deref() {
         Some("password") => {
             let (Some(user), Some(password)) = (value("username"), value("password")) else {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
+use serde_json::json;
 
 use super::*;
 use crate::common::{assert_oci_error, json_body};
@@ -35,6 +36,41 @@ async fn a_401_carries_the_bearer_challenge_with_the_needed_scope() {
     assert_eq!(
         challenge_of(&resp),
         format!("Bearer {realm},service=\"artispace\"")
+    );
+}
+
+/// A refusal names the access it needed in its detail, as distribution
+/// does: Docker retries a refused push five times (50 s) when an
+/// UNAUTHORIZED or DENIED error has no detail and its code's default
+/// message, and fails at once when it has one.
+#[tokio::test]
+async fn refusals_name_the_access_needed_in_their_detail() {
+    let (server, _) = secured_server_with(&[], &["john/busybox"]).await;
+    add_user(&server, "jane", PW).await;
+    let entry =
+        |action: &str| json!({"Type": "repository", "Name": "john/busybox", "Action": action});
+    let upload = "/v2/john/busybox/blobs/uploads/";
+    let resp = send(&server, Method::POST, upload, None).await;
+    let body = json_body(resp, 401).await;
+    assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
+    assert_eq!(
+        body["errors"][0]["detail"],
+        json!([entry("pull"), entry("push")])
+    );
+
+    let resp = send(&server, Method::POST, upload, Some(&basic("jane", PW))).await;
+    let body = json_body(resp, 403).await;
+    assert_eq!(body["errors"][0]["code"], "DENIED");
+    assert_eq!(
+        body["errors"][0]["detail"],
+        json!([entry("pull"), entry("push")])
+    );
+
+    let resp = send(&server, Method::GET, "/v2/_catalog", None).await;
+    let body = json_body(resp, 401).await;
+    assert_eq!(
+        body["errors"][0]["detail"],
+        json!([{"Type": "registry", "Name": "catalog", "Action": "*"}])
     );
 }
 
