@@ -1208,4 +1208,45 @@ async fn docker_pushes_and_pulls_back_the_same_image() {
         "docker image inspect",
     );
     assert_eq!(pulled_id, image_id, "the same image comes back");
+
+    // The same engine against a registry that requires logging in: Docker's
+    // own token flow (a refresh token kept by `docker login`, exchanged for
+    // access tokens on push and pull).
+    let guarded = TestServer::start().await;
+    crate::auth::add_user(&guarded, "builder", "builder-password").await;
+    crate::auth::grant(&guarded, "builder", "team/*", "push").await;
+    let image = format!("{}/team/app:v1", guarded.host());
+    step(&["tag", &image_id, &image], "docker tag");
+    let mut refused = daemon.docker();
+    refused.args(["push", &image]);
+    let out = refused.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a push before logging in must fail");
+    // Docker gives up at once when the refusal says what access it needed
+    // (the error's detail); without it, it retried five times over 50 s.
+    assert!(
+        !said.contains("Retrying"),
+        "docker retried a refusal:\n{said}"
+    );
+
+    let mut login = daemon.docker();
+    login.args(["login", guarded.host(), "-u", "builder", "--password-stdin"]);
+    run_with_input(login, b"builder-password\n", "docker login");
+    let kept = std::fs::read_to_string(daemon.dir.join(".docker/config.json")).unwrap();
+    assert!(
+        kept.contains("identitytoken")
+            && !kept.contains(&crate::auth::basic("builder", "builder-password")[6..]),
+        "docker should keep a refresh token, not the password:\n{kept}"
+    );
+    step(&["push", &image], "docker push after login");
+    step(&["rmi", "--force", &image], "docker rmi");
+    step(&["pull", &image], "docker pull after login");
+    let pulled_id = step(
+        &["image", "inspect", "--format", "{{.Id}}", &image],
+        "docker image inspect",
+    );
+    assert_eq!(
+        pulled_id, image_id,
+        "the same image comes back through auth"
+    );
 }
