@@ -1061,6 +1061,8 @@ impl Containerd {
 
 /// containerd pulls (and unpacks) an image from artispace, and pushes it
 /// back under another name: the registry then serves the same manifest.
+/// Then the same through token auth, with `--user`, after a push without
+/// it is refused.
 #[tokio::test]
 async fn containerd_pulls_and_pushes_an_image() {
     require("containerd", &["--version"], "apt-get install containerd");
@@ -1115,8 +1117,55 @@ async fn containerd_pulls_and_pushes_an_image() {
 
     let resp = server.get("/v2/ctr/copy/manifests/v2").await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(header(&resp, "docker-content-digest"), Some(digest));
+    assert_eq!(header(&resp, "docker-content-digest"), Some(digest.clone()));
     assert_eq!(resp.bytes().await.unwrap(), manifest);
+
+    // Through token auth: containerd's resolver with a user and password.
+    let guarded = TestServer::start().await;
+    crate::auth::add_user(&guarded, "builder", "builder-password").await;
+    crate::auth::grant(&guarded, "builder", "team/*", "push").await;
+    let target = format!("{}/team/app:v1", guarded.host());
+    let ctr = |args: &[&str]| {
+        let mut cmd = daemon.ctr();
+        cmd.args(args);
+        cmd
+    };
+    run(ctr(&["images", "tag", &source, &target]), "ctr images tag");
+    let refused = ctr(&["images", "push", "--plain-http", &target])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a push without credentials must fail"
+    );
+    let user = "builder:builder-password";
+    run(
+        ctr(&["images", "push", "--plain-http", "--user", user, &target]),
+        "ctr images push with a user",
+    );
+    run(ctr(&["images", "rm", &target]), "ctr images rm");
+    run(
+        ctr(&[
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            "--user",
+            user,
+            &target,
+        ]),
+        "ctr images pull with a user",
+    );
+    let resp = guarded
+        .client
+        .get(guarded.url("/v2/team/app/manifests/v1"))
+        .basic_auth("builder", Some("builder-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "docker-content-digest"), Some(digest));
 }
 
 /// A Docker daemon of its own (data, exec root, pid file and socket under
@@ -1161,7 +1210,9 @@ impl Dockerd {
 }
 
 /// The Docker engine pushes an image to artispace (plain HTTP: Docker
-/// trusts registries on 127.0.0.0/8), and pulls it back as the same image.
+/// trusts registries on 127.0.0.0/8), and pulls it back as the same image;
+/// then logs in to a registry with users and does the same through token
+/// auth.
 #[tokio::test]
 async fn docker_pushes_and_pulls_back_the_same_image() {
     require("dockerd", &["--version"], "apt-get install docker.io");
