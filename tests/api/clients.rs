@@ -1263,7 +1263,11 @@ async fn docker_pushes_and_pulls_back_the_same_image() {
     // The same engine against a registry that requires logging in: Docker's
     // own token flow (a refresh token kept by `docker login`, exchanged for
     // access tokens on push and pull).
-    let guarded = TestServer::start().await;
+    let guarded = TestServer::start_configured(ServerConfig {
+        log_level: Some("info".to_owned()),
+        ..ServerConfig::default()
+    })
+    .await;
     crate::auth::add_user(&guarded, "builder", "builder-password").await;
     crate::auth::grant(&guarded, "builder", "team/*", "push").await;
     let image = format!("{}/team/app:v1", guarded.host());
@@ -1290,6 +1294,17 @@ async fn docker_pushes_and_pulls_back_the_same_image() {
         "docker should keep a refresh token, not the password:\n{kept}"
     );
     step(&["push", &image], "docker push after login");
+    // To another repository of the same registry, Docker mounts the layer
+    // it just pushed (a POST answered 201) with a token for both.
+    let other = format!("{}/team/other:v1", guarded.host());
+    step(&["tag", &image_id, &other], "docker tag");
+    step(&["push", &other], "docker push to a second repository");
+    let mounted = guarded.log().lines().any(|line| {
+        line.contains("method=POST")
+            && line.contains("/v2/team/other/")
+            && line.contains("status=201")
+    });
+    assert!(mounted, "no mount into team/other:\n{}", guarded.log());
     step(&["rmi", "--force", &image], "docker rmi");
     step(&["pull", &image], "docker pull after login");
     let pulled_id = step(
