@@ -28,6 +28,11 @@ use super::AppState;
 use crate::access::{Access, AccessError, Actions, Caller, Claims, Decision, Identity, SERVICE};
 use crate::oci::RepoName;
 
+/// A 401's message when the client sent no credentials.
+const LOGIN_REQUIRED: &str = "authentication required";
+/// A 401's message for a token that is malformed, forged or expired.
+const INVALID_TOKEN: &str = "the token is invalid or has expired";
+
 /// What a 401 offers clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthScheme {
@@ -159,7 +164,7 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, Api
             Credentials::Bearer(token) => {
                 let claims = access.verify_bearer(&token).map_err(|e| {
                     tracing::debug!(error = %e, "bearer token refused");
-                    challenge(state, parts, None, Some("invalid_token"))
+                    challenge(state, parts, None, Some("invalid_token"), INVALID_TOKEN)
                 })?;
                 (Access::identity_of(&claims), Some(claims))
             }
@@ -170,8 +175,15 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, Api
 /// Maps an access error to its response.
 pub fn access_error(state: &AppState, parts: &Parts, e: AccessError) -> ApiError {
     match e {
-        AccessError::BadCredentials | AccessError::Token(_) => {
-            challenge(state, parts, None, Some("invalid_token"))
+        AccessError::BadCredentials => challenge(
+            state,
+            parts,
+            None,
+            Some("invalid_token"),
+            "incorrect user name or password",
+        ),
+        AccessError::Token(_) => {
+            challenge(state, parts, None, Some("invalid_token"), INVALID_TOKEN)
         }
         AccessError::TooManyAttempts(wait) => ApiError::new(
             ErrorCode::TooManyRequests,
@@ -264,12 +276,14 @@ fn forwarded_param<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
 
 /// 401 `UNAUTHORIZED` with the challenge this registry offers.
 /// `scope` is the access the request needs; `error` the Bearer error code
-/// (`invalid_token`, `insufficient_scope`).
+/// (`invalid_token`, `insufficient_scope`); `message` what the client
+/// shows its user.
 pub fn challenge(
     state: &AppState,
     parts: &Parts,
     scope: Option<&Scope>,
     error: Option<&str>,
+    message: &str,
 ) -> ApiError {
     let value = match state.config.auth {
         AuthScheme::Basic => format!("Basic realm=\"{SERVICE}\""),
@@ -287,8 +301,8 @@ pub fn challenge(
             value
         }
     };
-    let refusal = ApiError::new(ErrorCode::Unauthorized, "authentication required")
-        .with_header(WWW_AUTHENTICATE, value);
+    let refusal =
+        ApiError::new(ErrorCode::Unauthorized, message).with_header(WWW_AUTHENTICATE, value);
     match scope {
         Some(scope) => refusal.with_detail(scope.detail()),
         None => refusal,
@@ -376,12 +390,13 @@ fn enforce(
 ) -> Result<(), ApiError> {
     match decision {
         Decision::Allowed => Ok(()),
-        Decision::LoginRequired => Err(challenge(state, parts, Some(&scope), None)),
+        Decision::LoginRequired => Err(challenge(state, parts, Some(&scope), None, LOGIN_REQUIRED)),
         Decision::InsufficientScope => Err(challenge(
             state,
             parts,
             Some(&scope),
             Some("insufficient_scope"),
+            "the token does not grant the access this request needs",
         )),
         Decision::Denied => Err(ApiError::new(
             ErrorCode::Denied,
@@ -405,7 +420,7 @@ impl FromRequestParts<AppState> for Authorized {
                     && caller.identity == Identity::Anonymous
                     && !caller.has_bearer()
                 {
-                    return Err(challenge(state, parts, None, None));
+                    return Err(challenge(state, parts, None, None, LOGIN_REQUIRED));
                 }
             }
             V2Route::Catalog => enforce(state, parts, caller.decide_catalog(), Scope::catalog())?,

@@ -74,6 +74,34 @@ async fn refusals_name_the_access_needed_in_their_detail() {
     );
 }
 
+/// A 401 says why: no credentials, wrong ones, or a token that is no
+/// longer (or never was) valid; clients show the message to their user.
+#[tokio::test]
+async fn a_401_says_why_it_refused() {
+    let (server, _) = secured_server_with(&[], &["john/busybox"]).await;
+    add_user(&server, "jane", PW).await;
+    let path = "/v2/john/busybox/tags/list";
+    let message_for = |auth: Option<String>| {
+        let server = &server;
+        async move {
+            let resp = send(server, Method::GET, path, auth.as_deref()).await;
+            json_body(resp, 401).await["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    assert_eq!(message_for(None).await, "authentication required");
+    assert_eq!(
+        message_for(Some(basic("jane", "wrong"))).await,
+        "incorrect user name or password"
+    );
+    assert_eq!(
+        message_for(Some(bearer("not.a.token"))).await,
+        "the token is invalid or has expired"
+    );
+}
+
 /// Behind a reverse proxy that ends TLS, the realm is where the client
 /// came in, as the proxy reports it; on a TLS connection of our own the
 /// headers cannot make it `http`.
