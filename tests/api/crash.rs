@@ -18,9 +18,14 @@ use crate::common::{
     TestServer, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
 };
 
-/// How long clients work before each kill: different lengths, so the kills
-/// land at different points of the requests.
-const KILL_AFTER_MS: [u64; 4] = [180, 430, 290, 610];
+/// How long clients go on working before each kill, once they have got
+/// enough done in the round: different lengths, so the kills land at
+/// different points of the requests.
+const KILL_AFTER_MS: [u64; 4] = [0, 130, 45, 210];
+/// Manifests and deletions acknowledged in a round before its kill, so
+/// that a slow machine tests as much as a fast one: with three clients,
+/// seven manifests mean one client is past its first deletion.
+const ROUND_MANIFESTS: usize = 7;
 const WRITERS: u64 = 3;
 const CHUNK: usize = 256 * 1024;
 
@@ -189,6 +194,26 @@ async fn nothing_acknowledged_is_lost_to_kills_and_nothing_half_written_shows() 
                 tokio::spawn(writer.run(round * WRITERS + w + 1))
             })
             .collect();
+        let (manifests, deletions) = {
+            let ledger = ledger.lock().unwrap();
+            (ledger.manifests.len(), ledger.deleted.len())
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let done = {
+                let ledger = ledger.lock().unwrap();
+                ledger.manifests.len() >= manifests + ROUND_MANIFESTS
+                    && ledger.deleted.len() > deletions
+            };
+            if done {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the clients got too little done in round {round}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(Duration::from_millis(pause)).await;
         server.restart_after_kill().await;
         for writer in writers {

@@ -497,7 +497,7 @@ async fn a_running_gc_is_waited_for_and_its_deletions_are_left_to_it() {
     // Rows left `deleting`, as by a run killed mid-sweep (tried until a
     // kill lands before the sweep ends).
     let mut left = 0;
-    for attempt in 0..5u64 {
+    for attempt in 0..10u64 {
         for i in 0..120u64 {
             server
                 .push_blob("junk", &random_bytes(20_000 + attempt * 1_000 + i, 500))
@@ -509,7 +509,7 @@ async fn a_running_gc_is_waited_for_and_its_deletions_are_left_to_it() {
             break;
         }
     }
-    assert!(left > 0, "no gc was caught mid-sweep in five tries");
+    assert!(left > 0, "no gc was caught mid-sweep in ten tries");
     let files = count_files(&blobs_dir);
 
     let holder = ClaimHolder::start(server.root());
