@@ -694,7 +694,19 @@ fn helm_pull(dir: &Path, chart: &str, version: &str) -> Vec<u8> {
 
 /// Runs `cmd` with `input` on its standard input; fails the test, with its
 /// output, unless it succeeds.
-pub(crate) fn run_with_input(mut cmd: Command, input: &[u8], what: &str) {
+pub(crate) fn run_with_input(cmd: Command, input: &[u8], what: &str) {
+    let out = output_with_input(cmd, input, what);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` with `input` on its standard input; what it printed and how
+/// it ended, success or not.
+fn output_with_input(mut cmd: Command, input: &[u8], what: &str) -> std::process::Output {
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -704,13 +716,7 @@ pub(crate) fn run_with_input(mut cmd: Command, input: &[u8], what: &str) {
     if let Some(mut stdin) = child.stdin.take() {
         std::io::Write::write_all(&mut stdin, input).unwrap();
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    child.wait_with_output().unwrap()
 }
 
 /// A chart pushed by helm (as an OCI artifact with helm's media types),
@@ -1284,9 +1290,16 @@ async fn docker_pushes_and_pulls_back_the_same_image() {
         "docker retried a refusal:\n{said}"
     );
 
-    let mut login = daemon.docker();
-    login.args(["login", guarded.host(), "-u", "builder", "--password-stdin"]);
-    run_with_input(login, b"builder-password\n", "docker login");
+    let login = || {
+        let mut login = daemon.docker();
+        login.args(["login", guarded.host(), "-u", "builder", "--password-stdin"]);
+        login
+    };
+    let mistyped = output_with_input(login(), b"builder-pasword\n", "docker login");
+    let said = String::from_utf8_lossy(&mistyped.stderr);
+    assert!(!mistyped.status.success(), "a wrong password logged in");
+    assert!(said.contains("incorrect user name or password"), "{said}");
+    run_with_input(login(), b"builder-password\n", "docker login");
     let kept = std::fs::read_to_string(daemon.dir.join(".docker/config.json")).unwrap();
     assert!(
         kept.contains("identitytoken")
