@@ -97,6 +97,11 @@ fn collect(args: GcArgs) -> Result<i32, Failure> {
         report.links.to_string(),
         String::new(),
     ]);
+    table.add_row(vec![
+        "empty repositories".to_owned(),
+        report.repositories.to_string(),
+        String::new(),
+    ]);
     println!("{table}");
     if report.dry_run {
         println!("dry run: nothing was changed");

@@ -309,7 +309,6 @@ pub fn gc_marks_only_what_nothing_holds_and_a_push_revives_it(store: &dyn Metada
 /// A named check of the suite.
 type Check = (&'static str, fn(&dyn MetadataStore));
 
-/// Runs the whole suite against stores made by `new_store` (a fresh one per check).
 /// A condition that holds only when the reference names `expected`, and
 /// records what it was shown.
 struct Names {
@@ -400,8 +399,65 @@ pub fn garbage_collection_is_claimed_by_one_at_a_time(store: &dyn MetadataStore)
     assert!(again.is_some(), "a free claim is given to a waiting caller");
 }
 
+/// gc removes a repository left holding nothing, and only such: one with
+/// a manifest, a blob linked within the grace period or an upload in
+/// progress stays. A dry run only names it; a push brings it back.
+pub fn gc_removes_repositories_left_holding_nothing(store: &dyn MetadataStore) {
+    let (config, _) = push_blob(store, "gone", b"c");
+    let (layer, _) = push_blob(store, "gone", b"l");
+    let manifest = image_manifest(&config, &layer, None);
+    put(store, "gone", &manifest, Some("v1")).unwrap();
+    assert!(store
+        .delete_manifest(&repo("gone"), &Digest::sha256_of(&manifest))
+        .unwrap());
+    let (kept_config, _) = push_blob(store, "kept", b"c");
+    let (kept_layer, _) = push_blob(store, "kept", b"l");
+    put(
+        store,
+        "kept",
+        &image_manifest(&kept_config, &kept_layer, None),
+        Some("v1"),
+    )
+    .unwrap();
+    store
+        .create_upload(Uuid::new_v4(), &repo("uploading"))
+        .unwrap();
+    // Links made before this moment are past the grace period; the next
+    // one is within it.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let grace_start = crate::metadata::sqlite::now_millis();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    push_blob(store, "linked", b"recent");
+
+    let policy = GcPolicy {
+        linked_before: grace_start,
+        delete_untagged: false,
+        dry_run: true,
+    };
+    assert_eq!(store.mark_garbage(&policy).unwrap().repositories, ["gone"]);
+    assert!(store.repository_exists(&repo("gone")).unwrap(), "dry run");
+    let marks = store
+        .mark_garbage(&GcPolicy {
+            dry_run: false,
+            ..policy
+        })
+        .unwrap();
+    assert_eq!(marks.repositories, ["gone"]);
+    let names = store.list_repositories(None, 100).unwrap().items;
+    assert_eq!(names, ["kept", "linked", "uploading"]);
+    assert!(!store.repository_exists(&repo("gone")).unwrap());
+
+    push_blob(store, "gone", b"again");
+    assert!(store.repository_exists(&repo("gone")).unwrap());
+}
+
+/// Runs the whole suite against stores made by `new_store` (a fresh one per check).
 pub fn run_all(new_store: &dyn Fn() -> Box<dyn MetadataStore>) {
-    let checks: [Check; 10] = [
+    let checks: [Check; 11] = [
+        (
+            "gc_removes_repositories_left_holding_nothing",
+            gc_removes_repositories_left_holding_nothing,
+        ),
         (
             "garbage_collection_is_claimed_by_one_at_a_time",
             garbage_collection_is_claimed_by_one_at_a_time,

@@ -102,6 +102,9 @@ pub struct GcMarks {
     pub links_removed: u64,
     /// Blobs now in state `deleting` (or that would be, in a dry run).
     pub blobs: Vec<BlobRow>,
+    /// Repositories left holding nothing (no manifest, no blob, no upload)
+    /// and so removed, by name, in order.
+    pub repositories: Vec<String>,
 }
 
 /// A reference the metadata records but that points at nothing usable.

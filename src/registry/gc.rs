@@ -62,6 +62,11 @@ pub struct GcReport {
     pub uploads: Removed,
     /// The manifests removed, for the record.
     pub removed_manifests: Vec<ManifestRef>,
+    /// Repositories left holding nothing (no manifest, no blob, no upload),
+    /// removed: the catalog no longer lists them.
+    pub repositories: u64,
+    /// Their names, for the record.
+    pub removed_repositories: Vec<String>,
 }
 
 impl Registry {
@@ -102,6 +107,8 @@ impl Registry {
             report.manifests.add(manifest.size);
         }
         report.removed_manifests = marks.manifests;
+        report.repositories = marks.repositories.len() as u64;
+        report.removed_repositories = marks.repositories;
 
         if options.dry_run {
             for blob in &marks.blobs {

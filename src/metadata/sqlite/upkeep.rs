@@ -184,6 +184,24 @@ pub(super) fn mark_garbage(
         [],
     )
     .map_err(db)?;
+    // Repositories left holding nothing. A push recreates one; until then
+    // the catalog does not list it and its tag list is NAME_UNKNOWN.
+    {
+        let mut stmt = tx
+            .prepare(
+                "DELETE FROM repositories
+                 WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = repositories.id)
+                   AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = repositories.id)
+                   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.repository_id = repositories.id)
+                 RETURNING name",
+            )
+            .map_err(db)?;
+        marks.repositories = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(Iterator::collect)
+            .map_err(db)?;
+        marks.repositories.sort();
+    }
     tx.execute_batch("DROP TABLE temp.gc_live").map_err(db)?;
     Ok(marks)
 }

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::{age_file, artispace, blob_path};
 use crate::common::{
-    descriptor, image_index, json_bytes, random_bytes, sha256_digest, Image, TestServer, OCI_INDEX,
-    OCI_MANIFEST,
+    assert_oci_error, descriptor, image_index, json_body, json_bytes, random_bytes, sha256_digest,
+    Image, TestServer, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::manifests::buildkit_cache_index;
 
@@ -125,6 +125,50 @@ async fn gc_keeps_untagged_manifests_unless_asked() {
     );
     assert_eq!(server.get(&by_digest).await.status(), 404);
     assert!(!blob_path(server.root(), &sha256_digest(&image.layer)).exists());
+}
+
+/// A repository whose content is all deleted leaves the catalog at the
+/// next gc (the reference registry lists such names forever); one still
+/// holding something stays, and a push brings the name back.
+#[tokio::test]
+async fn gc_removes_repositories_left_empty_from_the_catalog() {
+    let server = TestServer::start().await;
+    let image = server.push_image("team/old", "v1", 1).await;
+    server.push_image("team/live", "v1", 2).await;
+    let by_digest = format!("/v2/team/old/manifests/{}", image.digest);
+    assert_eq!(server.delete(&by_digest).await.status(), 202);
+    let catalog =
+        || async { json_body(server.get("/v2/_catalog").await, 200).await["repositories"].clone() };
+    assert_eq!(catalog().await, json!(["team/live", "team/old"]));
+
+    let dry = artispace(
+        server.root(),
+        &["gc", "--dry-run", "--grace", "0s", "--json"],
+    )
+    .await;
+    assert_eq!(dry.json()["removed_repositories"], json!(["team/old"]));
+    assert_eq!(catalog().await, json!(["team/live", "team/old"]), "dry run");
+
+    let run = artispace(server.root(), GC_ALL_NOW).await;
+    let report = run.json();
+    assert_eq!(report["repositories"], 1, "{report}");
+    assert_eq!(report["removed_repositories"], json!(["team/old"]));
+    assert_eq!(catalog().await, json!(["team/live"]));
+    assert_oci_error(
+        server.get("/v2/team/old/tags/list").await,
+        404,
+        "NAME_UNKNOWN",
+    )
+    .await;
+    let table = artispace(server.root(), &["gc", "--grace", "0s"]).await;
+    assert!(
+        table.stdout.contains("empty repositories"),
+        "{}",
+        table.stdout
+    );
+
+    server.push_image("team/old", "v2", 3).await;
+    assert_eq!(catalog().await, json!(["team/live", "team/old"]));
 }
 
 #[tokio::test]
