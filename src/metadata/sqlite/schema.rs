@@ -132,6 +132,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (token_id, pattern, action)
     ) WITHOUT ROWID;
     "#,
+    // 3: garbage collection removes repositories left holding nothing; each
+    // removal looks for the repository's uploads (and cascades to them), which
+    // without this index scans every upload: 49,500 removals among 500 uploads
+    // took 1.8 s, 0.25 s with it.
+    r#"
+    CREATE INDEX uploads_by_repository ON uploads(repository_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -171,4 +178,50 @@ pub fn db(e: rusqlite::Error) -> MetadataError {
         return MetadataError::Storage(StorageError::Full(full));
     }
     MetadataError::Database(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store made by an older build (schema version 2, before the uploads
+    /// index) is brought up to date when opened, and keeps its data;
+    /// opening it again changes nothing.
+    #[test]
+    fn an_older_store_is_migrated_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let old = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..2] {
+            old.execute_batch(migration).unwrap();
+        }
+        old.pragma_update(None, "user_version", 2).unwrap();
+        old.execute(
+            "INSERT INTO repositories (name, created_at) VALUES ('kept', 0)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+
+        for _ in 0..2 {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn).unwrap();
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, CURRENT_VERSION);
+            let index: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'uploads_by_repository'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(index, 1);
+            let name: String = conn
+                .query_row("SELECT name FROM repositories", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(name, "kept");
+        }
+    }
 }
