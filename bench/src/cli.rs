@@ -39,6 +39,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// List the scenarios and what each measures.
     Scenarios,
+    /// Time `artispace gc` and `artispace verify` on stores of growing size (small images pushed
+    /// through the API, half of them deleted again), to see that the time grows linearly.
+    GcScale(GcScaleArgs),
     /// The push floor `compare` runs beside the registries: receives blobs over HTTP, hashes them and
     /// fsyncs them to files, nothing more (see bench/src/bare_receiver.rs).
     #[command(hide = true)]
@@ -82,6 +85,46 @@ pub struct CompareArgs {
     /// MiB written by each dd fsync measurement [default: 1024, --quick: 128].
     #[arg(long)]
     pub limit_mib: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct GcScaleArgs {
+    /// Blobs in each store measured, smallest first (two per image).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub blobs: Vec<usize>,
+    /// The artispace binary to spawn and to run the admin commands with [default: as for `run`].
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Where the stores go [default: the system temporary folder].
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Also write every figure as JSON lines to this file.
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+    /// Leave each store in --work-dir and print where (to profile the commands on it).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl GcScaleArgs {
+    pub fn server_bin(&self) -> PathBuf {
+        server_bin_or_default(&self.server_bin)
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.work_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+}
+
+/// `--server-bin`, else the workspace's release build.
+fn server_bin_or_default(flag: &Option<PathBuf>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.clone();
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    target_dir.join("release").join("artispace")
 }
 
 #[derive(Args)]
@@ -187,13 +230,7 @@ impl Common {
     }
 
     pub fn server_bin(&self) -> PathBuf {
-        if let Some(p) = &self.server_bin {
-            return p.clone();
-        }
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-        target_dir.join("release").join("artispace")
+        server_bin_or_default(&self.server_bin)
     }
 
     pub fn work_dir(&self) -> PathBuf {

@@ -11,6 +11,7 @@ mod bare_receiver;
 mod cli;
 mod compare;
 mod content;
+mod gc_scale;
 mod limits;
 mod machine;
 mod proc_stats;
@@ -55,6 +56,7 @@ async fn run_command(command: Command) -> Result<bool> {
     match command {
         Command::Run(args) => run(args).await,
         Command::Compare(args) => compare::compare(args).await,
+        Command::GcScale(args) => gc_scale::gc_scale(args).await,
         Command::Scenarios => {
             for s in Scenario::ALL {
                 println!("{:<14} {}", s.name(), s.about());

@@ -220,6 +220,12 @@ impl Target {
         }
     }
 
+    /// The store root of a registry the bench spawned (the admin commands
+    /// open it); `None` for an external one.
+    pub fn store_root(&self) -> Option<PathBuf> {
+        self.workdir.as_ref().map(|dir| dir.path().join("root"))
+    }
+
     /// The last lines of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
         self.log_path.as_deref().map(tail).unwrap_or_default()

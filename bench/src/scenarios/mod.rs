@@ -8,7 +8,7 @@
 
 mod blobs;
 mod fixtures;
-mod images;
+pub mod images;
 mod lists;
 
 use std::future::Future;
