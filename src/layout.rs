@@ -3,6 +3,8 @@
 //! ```text
 //! <root>/artispace.db                   SQLite in WAL mode: the source of truth for what exists
 //! <root>/artispace.db-wal, -shm         SQLite's write-ahead log and shared index
+//! <root>/artispace.gc-lock              locked (flock) by the garbage collection that runs, if
+//!                                       any; the SQLite backend names it after the database
 //! <root>/blobs/<alg>/<hh>/<hex>         blob contents, named by digest (<hh> = first two hex chars),
 //!                                       immutable once in place
 //! <root>/uploads/<uuid>                 bytes received so far by an upload session
