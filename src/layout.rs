@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! <root>/artispace.db                   SQLite in WAL mode: the source of truth for what exists
-//! <root>/artispace.db-wal, -shm         SQLite's write-ahead log and shared index
+//! <root>/artispace.db-wal, -shm         SQLite's write-ahead log and shared index, kept when
+//!                                       the store closes (so a full disk cannot stop it opening)
 //! <root>/artispace.gc-lock              locked (flock) by the garbage collection that runs, if
 //!                                       any; the SQLite backend names it after the database
 //! <root>/blobs/<alg>/<hh>/<hex>         blob contents, named by digest (<hh> = first two hex chars),

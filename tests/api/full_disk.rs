@@ -220,3 +220,47 @@ async fn a_full_disk_refuses_with_507_loses_nothing_and_recovers_when_freed() {
     // The server stops (dropped first, declared last) before the disk is
     // unmounted.
 }
+
+/// A registry restarted on a disk that filled up while it was down comes up
+/// and serves what it holds; pushes get 507 until space is freed. (The
+/// reference registry, with no database, does; SQLite needs room to open
+/// a store unless its write-ahead log files were kept.)
+#[tokio::test]
+async fn a_store_on_a_full_disk_opens_and_serves_what_it_holds() {
+    let disk = SmallDisk::mount(DISK);
+    let root: PathBuf = disk.path().join("root");
+    let mut server = TestServer::start_configured(ServerConfig {
+        root_at: Some(root.clone()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let image = server.push_image("kept", "v1", 9_100).await;
+    server.stop().await;
+
+    // Everything the disk has left goes to a file of the operator's.
+    let filler = disk.path().join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![7u8; 64 * 1024];
+    while std::io::Write::write_all(&mut file, &block).is_ok() {}
+    let mut byte = [7u8; 1];
+    while std::io::Write::write_all(&mut file, &byte).is_ok() {
+        byte[0] = byte[0].wrapping_add(1);
+    }
+    drop(file);
+
+    server.restart_stopped().await;
+    let resp = server.get("/v2/kept/manifests/v1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), image.manifest);
+    let layer = format!("/v2/kept/blobs/{}", sha256_digest(&image.layer));
+    let resp = server.get(&layer).await;
+    assert!(
+        resp.bytes().await.unwrap() == image.layer,
+        "content of {layer}"
+    );
+    let data = random_bytes(9_101, 256 * 1024);
+    assert!(matches!(push(&server, &data, false).await, Pushed::Full));
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(matches!(push(&server, &data, false).await, Pushed::Stored));
+}

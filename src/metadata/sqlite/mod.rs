@@ -76,8 +76,37 @@ fn open_connection(path: &Path) -> Result<Connection, MetadataError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(db)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    keep_wal_files(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Keeps the write-ahead log and its shared index (`-wal`, `-shm`) when
+/// the last connection closes; SQLite deletes them otherwise. Opening a
+/// store without them must create the index (32 KiB), which a full disk
+/// refuses ("disk I/O error"): a registry restarted on a disk that filled
+/// up while it was down could not start at all, even to serve pulls. With
+/// the files kept, it opens, reads, and answers writes with "storage full".
+fn keep_wal_files(conn: &Connection) -> Result<(), MetadataError> {
+    let mut keep: std::ffi::c_int = 1;
+    // SAFETY: the handle is this open connection's, used on this thread for
+    // the length of the call; SQLITE_FCNTL_PERSIST_WAL reads and writes the
+    // int behind the pointer, which lives until the call returns.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut keep as *mut std::ffi::c_int).cast(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(MetadataError::Database(format!(
+            "cannot keep the write-ahead log files (SQLite error {rc})"
+        )))
+    }
 }
 
 /// A connection for reading, with a small page cache of its own.
