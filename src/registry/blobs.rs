@@ -241,27 +241,38 @@ impl Registry {
         digest: &Digest,
     ) -> Result<BlobContent, RegistryError> {
         let (r, d) = (repo.clone(), digest.clone());
-        let size = self.metadata(move |m| m.linked_blob_size(&r, &d)).await?;
-        if size.is_none() {
+        let Some(recorded) = self.metadata(move |m| m.linked_blob_size(&r, &d)).await? else {
             return match self.manifest_as_blob(repo, digest).await? {
                 Some(bytes) => Ok(BlobContent::Manifest(bytes)),
                 None => Err(RegistryError::BlobUnknown(digest.clone())),
             };
-        }
+        };
         let blobs = Arc::clone(&self.blobs);
         let d = digest.clone();
         let reader = blocking(move || Ok(blobs.open_blob(&d)?)).await?;
-        match reader {
-            Some(reader) => Ok(BlobContent::Stored(Arc::from(reader))),
-            // The row says present but the file is gone: the store is damaged.
-            None => Err(RegistryError::Storage(StorageError::io(
-                format!("blob {digest}"),
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "recorded as present but missing; run verify",
+        // The row says present but the file is gone or has another size:
+        // the store is damaged (by hand, or by the disk). Sending the file
+        // as it is would pass its bytes off as the digest's.
+        let (kind, damage) = match reader {
+            Some(reader) if reader.size() == recorded => {
+                return Ok(BlobContent::Stored(Arc::from(reader)))
+            }
+            Some(reader) => (
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "recorded with {recorded} bytes but the file has {}; run verify",
+                    reader.size()
                 ),
-            ))),
-        }
+            ),
+            None => (
+                std::io::ErrorKind::NotFound,
+                "recorded as present but missing; run verify".to_owned(),
+            ),
+        };
+        Err(RegistryError::Storage(StorageError::io(
+            format!("blob {digest}"),
+            std::io::Error::new(kind, damage),
+        )))
     }
 
     async fn manifest_as_blob(

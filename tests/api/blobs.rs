@@ -300,6 +300,52 @@ async fn unknown_blob_is_blob_unknown() {
     assert_oci_error(server.get(&path).await, 404, "BLOB_UNKNOWN").await;
 }
 
+/// A blob file cut short or removed behind the registry's back is damage:
+/// a GET answers 500 with the OCI error body (never the bytes that are
+/// left under the digest's name), the log says to run verify, and
+/// `verify --repair` then makes the digest pushable again.
+#[tokio::test]
+async fn a_blob_file_damaged_behind_the_registry_is_not_served() {
+    let server = TestServer::start().await;
+    let cut = random_bytes(41, 300_000);
+    let gone = random_bytes(42, 300_000);
+    let cut_digest = server.push_blob("repo", &cut).await;
+    let gone_digest = server.push_blob("repo", &gone).await;
+    let file = |digest: &str| crate::admin::blob_path(server.root(), digest);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file(&cut_digest))
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    std::fs::remove_file(file(&gone_digest)).unwrap();
+
+    for digest in [&cut_digest, &gone_digest] {
+        let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+        assert_oci_error(resp, 500, "UNKNOWN").await;
+    }
+    let log = server.log();
+    assert!(
+        log.contains("recorded with 300000 bytes but the file has 1000; run verify"),
+        "{log}"
+    );
+    assert!(
+        log.contains("recorded as present but missing; run verify"),
+        "{log}"
+    );
+
+    let repaired = crate::admin::artispace(server.root(), &["verify", "--repair", "--json"]).await;
+    assert_eq!(repaired.code, 1, "{}", repaired.stdout);
+    for (data, digest) in [(&cut, &cut_digest), (&gone, &gone_digest)] {
+        assert_eq!(&server.push_blob("repo", data).await, digest);
+        let resp = server.get(&format!("/v2/repo/blobs/{digest}")).await;
+        assert!(
+            resp.bytes().await.unwrap() == *data,
+            "{digest} pushed again"
+        );
+    }
+}
+
 #[tokio::test]
 async fn blob_in_unknown_repository_is_blob_unknown() {
     let (server, digest) = server_with_blob(b"something").await;
