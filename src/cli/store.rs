@@ -7,6 +7,7 @@ use super::exit;
 use super::output::CommonArgs;
 use crate::access::AccessError;
 use crate::registry::{LocalStore, OpenError, Registry, RegistryConfig, RegistryError};
+use crate::storage::StorageError;
 
 /// A failure that ends an admin command: what to print and the exit code.
 #[derive(Debug)]
@@ -37,6 +38,11 @@ impl From<RegistryError> for Failure {
             RegistryError::NameUnknown(_)
             | RegistryError::ManifestUnknown(_)
             | RegistryError::BlobUnknown(_) => Failure::found(e.to_string()),
+            // Even gc needs a little room: its records of what it removes
+            // go to the database's log before any file goes.
+            RegistryError::Storage(StorageError::Full(_)) => Failure::usage(format!(
+                "{e}; free some space on its disk first (gc too needs a little to record what it removes)"
+            )),
             other => Failure::usage(other.to_string()),
         }
     }

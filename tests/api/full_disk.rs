@@ -222,9 +222,10 @@ async fn a_full_disk_refuses_with_507_loses_nothing_and_recovers_when_freed() {
 }
 
 /// A registry restarted on a disk that filled up while it was down comes up
-/// and serves what it holds; pushes get 507 until space is freed. (The
-/// reference registry, with no database, does; SQLite needs room to open
-/// a store unless its write-ahead log files were kept.)
+/// and serves what it holds; pushes get 507, and gc says it needs a little
+/// room, until space is freed. (The reference registry, with no database,
+/// comes up; SQLite needs room to open a store unless its write-ahead log
+/// files were kept.)
 #[tokio::test]
 async fn a_store_on_a_full_disk_opens_and_serves_what_it_holds() {
     let disk = SmallDisk::mount(DISK);
@@ -235,6 +236,8 @@ async fn a_store_on_a_full_disk_opens_and_serves_what_it_holds() {
     })
     .await;
     let image = server.push_image("kept", "v1", 9_100).await;
+    let garbage = random_bytes(9_102, 100_000);
+    let garbage_digest = server.push_blob("kept", &garbage).await;
     server.stop().await;
 
     // Everything the disk has left goes to a file of the operator's.
@@ -260,7 +263,19 @@ async fn a_store_on_a_full_disk_opens_and_serves_what_it_holds() {
     );
     let data = random_bytes(9_101, 256 * 1024);
     assert!(matches!(push(&server, &data, false).await, Pushed::Full));
+    // gc needs a little room too, and says so.
+    let gc = artispace(&root, &["gc", "--grace", "0s"]).await;
+    assert_eq!(gc.code, 2, "{}", gc.stdout);
+    assert!(
+        gc.stderr.contains("free some space on its disk first"),
+        "{}",
+        gc.stderr
+    );
 
     std::fs::remove_file(&filler).unwrap();
+    let gc = artispace(&root, &["gc", "--grace", "0s", "--json"]).await;
+    assert_eq!(gc.json()["blobs"]["count"], 1, "{}", gc.stdout);
+    let path = format!("/v2/kept/blobs/{garbage_digest}");
+    assert_eq!(server.head(&path).await.status(), 404);
     assert!(matches!(push(&server, &data, false).await, Pushed::Stored));
 }
