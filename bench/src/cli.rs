@@ -89,46 +89,20 @@ pub struct CompareArgs {
 
 #[derive(Args)]
 pub struct GcScaleArgs {
+    #[command(flatten)]
+    pub setup: Setup,
     /// Blobs in each store measured, smallest first (two per image).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     pub blobs: Vec<usize>,
-    /// The artispace binary to spawn and to run the admin commands with [default: as for `run`].
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-    /// Where the stores go [default: the system temporary folder].
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    /// Also write every figure as JSON lines to this file.
-    #[arg(long)]
-    pub json_out: Option<PathBuf>,
     /// Leave each store in --work-dir and print where (to profile the commands on it).
     #[arg(long)]
     pub keep: bool,
 }
 
-impl GcScaleArgs {
-    pub fn server_bin(&self) -> PathBuf {
-        server_bin_or_default(&self.server_bin)
-    }
-
-    pub fn work_dir(&self) -> PathBuf {
-        self.work_dir.clone().unwrap_or_else(std::env::temp_dir)
-    }
-}
-
-/// `--server-bin`, else the workspace's release build.
-fn server_bin_or_default(flag: &Option<PathBuf>) -> PathBuf {
-    if let Some(p) = flag {
-        return p.clone();
-    }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    target_dir.join("release").join("artispace")
-}
-
+/// What every command that starts servers needs: which binary, where their
+/// data goes, where the figures go.
 #[derive(Args)]
-pub struct Common {
+pub struct Setup {
     /// The artispace binary to spawn [default: $CARGO_TARGET_DIR/release/artispace when that variable
     /// is set, else <workspace>/target/release/artispace]. The bench never builds it.
     #[arg(long)]
@@ -140,6 +114,28 @@ pub struct Common {
     /// Also write every figure as JSON lines to this file.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
+}
+
+impl Setup {
+    pub fn server_bin(&self) -> PathBuf {
+        if let Some(p) = &self.server_bin {
+            return p.clone();
+        }
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+        target_dir.join("release").join("artispace")
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.work_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+}
+
+#[derive(Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub setup: Setup,
     /// Small sizes and short durations for a smoke test (well under a minute); explicit size flags
     /// still win.
     #[arg(long)]
@@ -227,14 +223,6 @@ impl Common {
             .iter()
             .map(|s| Scenario::parse(s.trim()))
             .collect()
-    }
-
-    pub fn server_bin(&self) -> PathBuf {
-        server_bin_or_default(&self.server_bin)
-    }
-
-    pub fn work_dir(&self) -> PathBuf {
-        self.work_dir.clone().unwrap_or_else(std::env::temp_dir)
     }
 }
 

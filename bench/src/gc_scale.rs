@@ -43,9 +43,9 @@ struct GcScaleResult {
 }
 
 pub async fn gc_scale(args: GcScaleArgs) -> Result<bool> {
-    let bin = args.server_bin();
-    let work = args.work_dir();
-    let mut json = match &args.json_out {
+    let bin = args.setup.server_bin();
+    let work = args.setup.work_dir();
+    let mut json = match &args.setup.json_out {
         Some(path) => Some(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         ),

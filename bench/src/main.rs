@@ -158,7 +158,7 @@ pub async fn artispace_target(
             target.wait_ready("/v2/").await?;
             Ok(target)
         }
-        None => Target::spawn_artispace(&common.server_bin(), &common.work_dir()).await,
+        None => Target::spawn_artispace(&common.setup.server_bin(), &common.setup.work_dir()).await,
     }
 }
 
@@ -195,7 +195,7 @@ async fn run(args: RunArgs) -> Result<bool> {
 
 /// Opens the JSON lines file and records the machine in it and on stdout.
 pub fn start_report(common: &Common) -> Result<JsonOut> {
-    let mut json = JsonOut::open(common.json_out.as_deref())?;
+    let mut json = JsonOut::open(common.setup.json_out.as_deref())?;
     let machine = machine::Machine::describe();
     println!("{}", machine.summary());
     json.write(&Record::Machine(&machine))?;

@@ -47,7 +47,7 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
     let client = http_client()?;
     let run_dir = tempfile::Builder::new()
         .prefix("artispace-bench-compare-")
-        .tempdir_in(common.work_dir())?;
+        .tempdir_in(common.setup.work_dir())?;
     let limit_bytes = args
         .limit_mib
         .unwrap_or(if common.quick { 128 } else { 1024 })
@@ -85,7 +85,7 @@ pub async fn compare(args: CompareArgs) -> Result<bool> {
         for server in order {
             let target = match server {
                 Server::Ours => {
-                    Target::spawn_artispace(&common.server_bin(), run_dir.path()).await?
+                    Target::spawn_artispace(&common.setup.server_bin(), run_dir.path()).await?
                 }
                 Server::Reference => Target::spawn_docker_registry(run_dir.path()).await?,
                 Server::BareReceiver => Target::spawn_bare_receiver(run_dir.path()).await?,
