@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::cli::GcScaleArgs;
 use crate::registry::expect_status;
+use crate::report::{JsonOut, Record};
 use crate::scenarios::images::SmallImage;
 use crate::scenarios::parallel;
 use crate::target::Target;
@@ -32,8 +33,7 @@ const PUSHES_IN_FLIGHT: usize = 8;
 
 /// The figures of one store size (a JSON line each with `--json-out`).
 #[derive(Serialize)]
-struct GcScaleResult {
-    record: &'static str,
+pub struct GcScaleResult {
     blobs: usize,
     garbage_blobs: u64,
     gc_secs: f64,
@@ -45,20 +45,11 @@ struct GcScaleResult {
 pub async fn gc_scale(args: GcScaleArgs) -> Result<bool> {
     let bin = args.setup.server_bin();
     let work = args.setup.work_dir();
-    let mut json = match &args.setup.json_out {
-        Some(path) => Some(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let mut json = JsonOut::open(args.setup.json_out.as_deref())?;
     let mut results = Vec::new();
     for &blobs in &args.blobs {
         let result = one_size(&bin, &work, blobs, args.keep).await?;
-        if let Some(file) = &mut json {
-            use std::io::Write;
-            serde_json::to_writer(&mut *file, &result)?;
-            file.write_all(b"\n")?;
-        }
+        json.write(&Record::GcScale(&result))?;
         results.push(result);
     }
 
@@ -165,7 +156,6 @@ async fn one_size(bin: &Path, work: &Path, blobs: usize, keep: bool) -> Result<G
         );
     }
     Ok(GcScaleResult {
-        record: "gc_scale",
         blobs,
         garbage_blobs,
         gc_secs,

@@ -169,6 +169,7 @@ pub enum Record<'a> {
     },
     Limit(&'a LimitResult),
     Ratio(&'a RatioRow),
+    GcScale(&'a crate::gc_scale::GcScaleResult),
 }
 
 /// The optional JSON lines file.
